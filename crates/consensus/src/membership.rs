@@ -236,7 +236,10 @@ fn majority_index(voters: &BTreeSet<NodeId>, acked: &impl Fn(NodeId) -> LogIndex
     idx[voters.len() / 2]
 }
 
-fn majority_vote(voters: &BTreeSet<NodeId>, granted: &impl Fn(NodeId) -> Option<bool>) -> VoteResult {
+fn majority_vote(
+    voters: &BTreeSet<NodeId>,
+    granted: &impl Fn(NodeId) -> Option<bool>,
+) -> VoteResult {
     let quorum = voters.len() / 2 + 1;
     let (mut yes, mut missing) = (0, 0);
     for &id in voters {
@@ -304,9 +307,15 @@ mod tests {
     #[test]
     fn invalid_changes_are_refused() {
         let m = Membership::new([1]);
-        assert!(m.apply(&ConfigChange::Apply(vec![MemberChange::Remove(1)])).is_err());
-        assert!(m.apply(&ConfigChange::Apply(vec![MemberChange::Remove(7)])).is_err());
-        assert!(m.apply(&ConfigChange::Apply(vec![MemberChange::AddVoter(1)])).is_err());
+        assert!(m
+            .apply(&ConfigChange::Apply(vec![MemberChange::Remove(1)]))
+            .is_err());
+        assert!(m
+            .apply(&ConfigChange::Apply(vec![MemberChange::Remove(7)]))
+            .is_err());
+        assert!(m
+            .apply(&ConfigChange::Apply(vec![MemberChange::AddVoter(1)]))
+            .is_err());
         assert!(m.apply(&ConfigChange::LeaveJoint).is_err());
         assert!(m.apply(&ConfigChange::Apply(vec![])).is_err());
     }

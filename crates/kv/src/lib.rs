@@ -343,35 +343,81 @@ mod tests {
     #[test]
     fn commands_apply_like_a_map() {
         let mut kv = KvStore::new();
-        assert_eq!(kv.apply(Command::Get { key: b("k") }.encode()), Response::Value(None));
-        assert_eq!(kv.apply(Command::Append { key: b("k"), value: b("a") }.encode()), Response::Ok);
-        assert_eq!(kv.apply(Command::Append { key: b("k"), value: b("b") }.encode()), Response::Ok);
+        assert_eq!(
+            kv.apply(Command::Get { key: b("k") }.encode()),
+            Response::Value(None)
+        );
+        assert_eq!(
+            kv.apply(
+                Command::Append {
+                    key: b("k"),
+                    value: b("a")
+                }
+                .encode()
+            ),
+            Response::Ok
+        );
+        assert_eq!(
+            kv.apply(
+                Command::Append {
+                    key: b("k"),
+                    value: b("b")
+                }
+                .encode()
+            ),
+            Response::Ok
+        );
         assert_eq!(kv.get(b"k"), Some(&b("ab")));
-        let cas = |e: Option<&str>, n: &str| Command::Cas { key: b("k"), expected: e.map(b), new: b(n) }.encode();
+        let cas = |e: Option<&str>, n: &str| {
+            Command::Cas {
+                key: b("k"),
+                expected: e.map(b),
+                new: b(n),
+            }
+            .encode()
+        };
         assert_eq!(kv.apply(cas(Some("x"), "y")), Response::Cas(false));
         assert_eq!(kv.apply(cas(Some("ab"), "y")), Response::Cas(true));
         assert_eq!(kv.apply(cas(None, "z")), Response::Cas(false));
-        assert_eq!(kv.apply(Command::Delete { key: b("k") }.encode()), Response::Deleted(true));
+        assert_eq!(
+            kv.apply(Command::Delete { key: b("k") }.encode()),
+            Response::Deleted(true)
+        );
         assert_eq!(kv.apply(cas(None, "z")), Response::Cas(true));
     }
 
     #[test]
     fn garbage_is_an_invalid_response_not_a_panic() {
         let mut kv = KvStore::new();
-        assert!(matches!(kv.apply(Bytes::from_static(&[9, 9])), Response::Invalid(_)));
+        assert!(matches!(
+            kv.apply(Bytes::from_static(&[9, 9])),
+            Response::Invalid(_)
+        ));
         assert!(matches!(kv.apply(Bytes::new()), Response::Invalid(_)));
     }
 
     #[test]
     fn a_corrupt_snapshot_is_refused() {
         let mut kv = KvStore::new();
-        kv.apply(Command::Put { key: b("a"), value: b("1") }.encode());
+        kv.apply(
+            Command::Put {
+                key: b("a"),
+                value: b("1"),
+            }
+            .encode(),
+        );
         let snap = kv.snapshot();
         assert_eq!(KvStore::restore(snap.clone()).unwrap(), kv);
         let mut bad = snap.to_vec();
         bad[10] ^= 1;
-        assert_eq!(KvStore::restore(Bytes::from(bad)), Err(DecodeError::Checksum));
-        assert_eq!(KvStore::restore(snap.slice(..5)), Err(DecodeError::Truncated));
+        assert_eq!(
+            KvStore::restore(Bytes::from(bad)),
+            Err(DecodeError::Checksum)
+        );
+        assert_eq!(
+            KvStore::restore(snap.slice(..5)),
+            Err(DecodeError::Truncated)
+        );
     }
 
     fn arb_command() -> impl Strategy<Value = Command> {

@@ -28,6 +28,9 @@ pub struct FaultKnobs {
     /// Send vote grants and append acknowledgements before they are durable, and count
     /// the leader's own entries before its fsync.
     pub skip_persist_barrier: bool,
+    /// Serve reads at the local commit index with no quorum confirmation, on any node
+    /// (a stale read whenever this node is partitioned away or lagging).
+    pub read_without_quorum: bool,
 }
 
 /// Configuration of one Raft node. `Config::new(id)` gives production defaults.

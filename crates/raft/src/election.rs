@@ -3,6 +3,7 @@
 
 use consensus::{LogIndex, NodeId, ProposeError, Role, StepError, Term, VoteResult};
 
+use crate::config::ReadMode;
 use crate::message::{Body, Message};
 use crate::raft::Raft;
 
@@ -16,12 +17,14 @@ impl Raft {
     }
 
     /// True while this node must refuse to help anyone unseat the leader: it heard
-    /// from a leader within the minimum election timeout, or it restarted less than an
-    /// election timeout ago (so that a lease it granted before crashing still holds).
+    /// from a leader within the minimum election timeout (thesis §4.2.3), or — when
+    /// leases are in use — it restarted less than an election timeout ago, so that a
+    /// lease it granted before crashing still holds.
     fn in_lease(&self) -> bool {
-        self.cfg.check_quorum
-            && ((self.leader.is_some() && self.election_elapsed < self.cfg.election_ticks)
-                || self.ticks < self.cfg.election_ticks as u64)
+        let heard_leader = self.leader.is_some() && self.election_elapsed < self.cfg.election_ticks;
+        let restarting =
+            self.cfg.read_mode == ReadMode::Lease && self.ticks < self.cfg.election_ticks as u64;
+        self.cfg.check_quorum && (heard_leader || restarting)
     }
 
     /// Starts an election: a pre-vote round first unless `transfer` (or pre-vote is off).
@@ -109,7 +112,10 @@ impl Raft {
     fn handle_term(&mut self, from: NodeId, msg: &Message) -> bool {
         if msg.term > self.term {
             match &msg.body {
-                Body::PreVote { .. } | Body::Vote { transfer: false, .. } if self.in_lease() => {
+                Body::PreVote { .. }
+                | Body::Vote {
+                    transfer: false, ..
+                } if self.in_lease() => {
                     // Thesis §4.2.3: a server that hears from a leader ignores votes,
                     // so a partitioned node coming back cannot disrupt a healthy leader.
                     return false;
@@ -167,14 +173,18 @@ impl Raft {
                     term: if grant { term } else { self.term },
                     body: Body::PreVoteResponse { granted: grant },
                 };
-                self.msgs.push(consensus::Outbound { to: from, msg: reply });
+                self.msgs.push(consensus::Outbound {
+                    to: from,
+                    msg: reply,
+                });
             }
             Body::Vote {
                 last_index,
                 last_term,
                 ..
             } => {
-                let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+                let can_vote =
+                    self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
                 if can_vote && self.log_ok(last_index, last_term) {
                     self.vote = Some(from);
                     self.reset_election_timer();
@@ -205,9 +215,8 @@ impl Raft {
             }
             Body::ReadIndex { ctx } => self.request_read_from_peer(from, ctx),
             Body::ReadIndexResponse { ctx, index } => self.read_index_answered(ctx, index),
-            body @ (Body::Append { .. }
-            | Body::Heartbeat { .. }
-            | Body::InstallSnapshot { .. }) => {
+            body
+            @ (Body::Append { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. }) => {
                 if self.role != Role::Follower {
                     self.become_follower(term, Some(from));
                 }
@@ -244,7 +253,11 @@ impl Raft {
         }
         self.transferee = Some(to);
         self.transfer_elapsed = 0;
-        if self.progress.get(&to).is_some_and(|p| p.matched == self.log.last_index()) {
+        if self
+            .progress
+            .get(&to)
+            .is_some_and(|p| p.matched == self.log.last_index())
+        {
             self.send(to, Body::TimeoutNow);
         } else {
             self.broadcast_pending = true;

@@ -39,7 +39,11 @@ pub(crate) struct RaftLog {
 
 impl RaftLog {
     /// A log recovered from a durable snapshot and entries (both may be empty).
-    pub(crate) fn recover(snapshot: Option<&Snapshot>, entries: Vec<Entry>, commit: LogIndex) -> Self {
+    pub(crate) fn recover(
+        snapshot: Option<&Snapshot>,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) -> Self {
         let (snap_index, snap_term) = snapshot
             .map(|s| (s.meta.index, s.meta.term))
             .unwrap_or_default();
@@ -81,7 +85,10 @@ impl RaftLog {
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.entries.last().map(|e| e.term).unwrap_or(self.snap_term)
+        self.entries
+            .last()
+            .map(|e| e.term)
+            .unwrap_or(self.snap_term)
     }
 
     pub(crate) fn committed(&self) -> LogIndex {
@@ -178,6 +185,14 @@ impl RaftLog {
         );
         let keep = (first.index - self.snap_index - 1) as usize;
         self.entries.truncate(keep);
+        let before_term = self.last_term();
+        assert!(
+            entries
+                .windows(2)
+                .all(|w| w[1].index == w[0].index.next() && w[0].term <= w[1].term)
+                && first.term >= before_term,
+            "appended entries must be contiguous with non-decreasing terms"
+        );
         self.entries.extend_from_slice(entries);
         let before = first.index.prev();
         self.stable = self.stable.min(before);
@@ -187,7 +202,11 @@ impl RaftLog {
     /// Raises the commit index; never lowers it.
     pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
         if index > self.committed {
-            assert!(index <= self.last_index(), "commit {index} beyond last {}", self.last_index());
+            assert!(
+                index <= self.last_index(),
+                "commit {index} beyond last {}",
+                self.last_index()
+            );
             self.committed = index;
             true
         } else {
@@ -308,18 +327,23 @@ impl RaftLog {
         self.snap_term = term;
     }
 
-    /// Panics with context if a structural invariant is broken.
+    /// Panics with context if a structural invariant is broken. O(1): contiguity and
+    /// term order are established where entries enter (`append`), and checked here at
+    /// the ends, so this can run after every step.
     pub(crate) fn check_invariants(&self) {
-        for (k, e) in self.entries.iter().enumerate() {
-            assert_eq!(e.index, self.snap_index + 1 + k as u64, "log indexes not contiguous");
+        if let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) {
+            assert_eq!(
+                first.index,
+                self.snap_index.next(),
+                "log does not start after the snapshot"
+            );
+            assert_eq!(last.index, self.last_index(), "log indexes not contiguous");
+            assert!(
+                first.term >= self.snap_term,
+                "first entry older than snapshot"
+            );
+            assert!(first.term <= last.term, "log terms decrease");
         }
-        for w in self.entries.windows(2) {
-            assert!(w[0].term <= w[1].term, "log terms decrease at {}", w[1].index);
-        }
-        assert!(
-            self.entries.first().is_none_or(|e| e.term >= self.snap_term),
-            "first entry older than snapshot"
-        );
         assert!(
             self.snap_index <= self.applied
                 && self.applied <= self.committed
@@ -340,11 +364,19 @@ mod tests {
     use consensus::Payload;
 
     fn ent(index: u64, term: u64) -> Entry {
-        Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            payload: Payload::Noop,
+        }
     }
 
     fn log_of(terms: &[u64]) -> RaftLog {
-        let entries = terms.iter().enumerate().map(|(i, &t)| ent(i as u64 + 1, t)).collect();
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| ent(i as u64 + 1, t))
+            .collect();
         RaftLog::recover(None, entries, LogIndex(0))
     }
 
@@ -364,14 +396,24 @@ mod tests {
         let mut log = log_of(&[1, 1, 2]);
         let r = log.maybe_append(LogIndex(1), Term(1), LogIndex(0), &[ent(2, 1)]);
         assert_eq!(r, Ok(Some(LogIndex(2))));
-        assert_eq!(log.last_index(), LogIndex(3), "a stale append must not truncate");
+        assert_eq!(
+            log.last_index(),
+            LogIndex(3),
+            "a stale append must not truncate"
+        );
     }
 
     #[test]
     fn mismatched_prev_is_rejected() {
         let mut log = log_of(&[1, 1]);
-        assert_eq!(log.maybe_append(LogIndex(2), Term(2), LogIndex(0), &[]), Ok(None));
-        assert_eq!(log.maybe_append(LogIndex(5), Term(1), LogIndex(0), &[]), Ok(None));
+        assert_eq!(
+            log.maybe_append(LogIndex(2), Term(2), LogIndex(0), &[]),
+            Ok(None)
+        );
+        assert_eq!(
+            log.maybe_append(LogIndex(5), Term(1), LogIndex(0), &[]),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -386,9 +428,18 @@ mod tests {
     #[test]
     fn conflict_by_term_skips_a_whole_term() {
         let log = log_of(&[1, 1, 2, 2, 2, 5, 5]);
-        assert_eq!(log.find_conflict_by_term(LogIndex(7), Term(3)), (LogIndex(5), Term(2)));
-        assert_eq!(log.find_conflict_by_term(LogIndex(4), Term(1)), (LogIndex(2), Term(1)));
-        assert_eq!(log.find_conflict_by_term(LogIndex(20), Term(9)), (LogIndex(7), Term(5)));
+        assert_eq!(
+            log.find_conflict_by_term(LogIndex(7), Term(3)),
+            (LogIndex(5), Term(2))
+        );
+        assert_eq!(
+            log.find_conflict_by_term(LogIndex(4), Term(1)),
+            (LogIndex(2), Term(1))
+        );
+        assert_eq!(
+            log.find_conflict_by_term(LogIndex(20), Term(9)),
+            (LogIndex(7), Term(5))
+        );
     }
 
     #[test]
@@ -396,7 +447,11 @@ mod tests {
         let mut log = log_of(&[1]);
         log.append(&[ent(2, 1), ent(3, 1)]);
         log.commit_to(LogIndex(3));
-        assert_eq!(log.take_committed(usize::MAX).len(), 1, "entries 2, 3 are not durable");
+        assert_eq!(
+            log.take_committed(usize::MAX).len(),
+            1,
+            "entries 2, 3 are not durable"
+        );
         let unpersisted = log.take_unpersisted();
         assert_eq!(unpersisted.len(), 2);
         log.stable_to(LogIndex(3), Term(1));

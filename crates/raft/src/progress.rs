@@ -80,6 +80,9 @@ pub(crate) struct Progress {
     pub(crate) snapshot_offset: u64,
     /// Ticks since the last snapshot chunk was sent (for retransmission).
     pub(crate) snapshot_idle_ticks: u32,
+    /// The highest commit index sent to the peer, so that a commit advance reaches it
+    /// promptly even when no new entries follow.
+    pub(crate) commit_sent: LogIndex,
 }
 
 impl Progress {
@@ -94,6 +97,7 @@ impl Progress {
             snapshot_index: LogIndex(0),
             snapshot_offset: 0,
             snapshot_idle_ticks: 0,
+            commit_sent: LogIndex(0),
         }
     }
 
@@ -150,9 +154,11 @@ impl Progress {
                 }
                 self.become_probe();
             }
-            // In Probe only the answer to the outstanding probe counts.
+            // In Probe only the answer to the outstanding probe counts; a rejection at
+            // or below `matched` cannot come from a peer that keeps its promises, and
+            // acting on it would resend the same probe forever.
             ReplicationState::Probe => {
-                if self.next.prev() != rejected {
+                if self.next.prev() != rejected || rejected <= self.matched {
                     return false;
                 }
             }
@@ -222,7 +228,10 @@ mod tests {
         p.become_replicate();
         p.sent_entries(Some(LogIndex(8)), 10);
         assert_eq!(p.next, LogIndex(9));
-        assert!(!p.maybe_decr_to(LogIndex(4), LogIndex(2)), "stale: 4 is matched");
+        assert!(
+            !p.maybe_decr_to(LogIndex(4), LogIndex(2)),
+            "stale: 4 is matched"
+        );
         assert!(p.maybe_decr_to(LogIndex(6), LogIndex(5)));
         assert_eq!(p.state, ReplicationState::Probe);
         assert_eq!(p.next, LogIndex(6));

@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 
 use consensus::{
-    CompactError, ConfigChange, Engine, HardState, LogIndex, Membership, NodeId, Outbound,
-    Payload, PeerStatus, ProposeError, Proposed, ReadState, Ready, Recovered, Rng, Role,
-    Snapshot, SnapshotMeta, Status, StepError, Term,
+    CompactError, ConfigChange, Engine, HardState, LogIndex, Membership, NodeId, Outbound, Payload,
+    PeerStatus, ProposeError, Proposed, ReadState, Ready, Recovered, Rng, Role, Snapshot,
+    SnapshotMeta, Status, StepError, Term,
 };
 
 use crate::config::Config;
@@ -238,7 +238,7 @@ impl Raft {
             if let Ok(next) = self.membership.apply(&change) {
                 self.membership = next;
                 self.membership_history.push((i, self.membership.clone()));
-                self.on_membership_changed(i);
+                self.on_membership_changed();
             }
             i = i.next();
         }
@@ -265,8 +265,8 @@ impl Raft {
         let entries = self.log.take_unpersisted();
         let hs = self.hard_state();
         let hard_state = (hs != self.persisted_hard_state).then_some(hs);
-        let vote_changed = hs.term != self.persisted_hard_state.term
-            || hs.vote != self.persisted_hard_state.vote;
+        let vote_changed =
+            hs.term != self.persisted_hard_state.term || hs.vote != self.persisted_hard_state.vote;
         let must_sync = snapshot.is_some() || !entries.is_empty() || vote_changed;
         let committed_entries = self.log.take_committed(self.cfg.apply_batch_bytes_max);
         self.in_progress = Some(InProgress {

@@ -77,7 +77,16 @@ impl ReadOnly {
 
 impl Raft {
     /// A read requested on this node.
-    pub(crate) fn request_read(&mut self, ctx: u64, from: Option<NodeId>) -> Result<(), ProposeError> {
+    pub(crate) fn request_read(
+        &mut self,
+        ctx: u64,
+        from: Option<NodeId>,
+    ) -> Result<(), ProposeError> {
+        if self.cfg.knobs.read_without_quorum {
+            let index = self.log.committed();
+            self.release_read(ctx, from, index);
+            return Ok(());
+        }
         if self.role != Role::Leader {
             return match self.leader {
                 Some(leader) if from.is_none() => {
@@ -98,7 +107,12 @@ impl Raft {
         }
         let round = self.reads.round + 1;
         self.reads.round_wanted = true;
-        self.reads.pending.push_back(PendingRead { ctx, from, index, round });
+        self.reads.pending.push_back(PendingRead {
+            ctx,
+            from,
+            index,
+            round,
+        });
         Ok(())
     }
 
@@ -143,13 +157,24 @@ impl Raft {
         let id = self.id;
         let confirmed = self
             .membership
-            .committed_index(|p| LogIndex(if p == id { own } else { acks.get(&p).copied().unwrap_or(0) }))
+            .committed_index(|p| {
+                LogIndex(if p == id {
+                    own
+                } else {
+                    acks.get(&p).copied().unwrap_or(0)
+                })
+            })
             .0;
         if let Some(&(_, sent_at)) = self.reads.sent.iter().rev().find(|(r, _)| *r <= confirmed) {
             self.reads.lease_until = self.reads.lease_until.max(sent_at + self.cfg.lease_ticks());
         }
         self.reads.sent.retain(|(r, _)| *r >= confirmed);
-        while self.reads.pending.front().is_some_and(|r| r.round <= confirmed) {
+        while self
+            .reads
+            .pending
+            .front()
+            .is_some_and(|r| r.round <= confirmed)
+        {
             let r = self.reads.pending.pop_front().expect("front exists");
             self.release_read(r.ctx, r.from, r.index);
         }

@@ -4,8 +4,8 @@
 use bytes::BytesMut;
 
 use consensus::{
-    ConfigChange, Entry, LogIndex, NodeId, Payload, ProposeError, Proposed, ReplicationState,
-    Role, Snapshot, StepError, Term,
+    ConfigChange, Entry, LogIndex, NodeId, Payload, ProposeError, Proposed, ReplicationState, Role,
+    Snapshot, StepError, Term,
 };
 
 use crate::log::LogError;
@@ -15,7 +15,10 @@ use crate::raft::Raft;
 
 impl Raft {
     pub(crate) fn become_leader(&mut self) {
-        assert!(self.role == Role::Candidate, "only a candidate becomes leader");
+        assert!(
+            self.role == Role::Candidate,
+            "only a candidate becomes leader"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.votes.clear();
@@ -43,6 +46,7 @@ impl Raft {
         // A no-op of our own term, so that earlier entries commit (§5.4.2) and reads
         // can be served once it does (§8).
         self.append_entry(Payload::Noop);
+        self.maybe_leave_joint();
     }
 
     /// Appends one entry of the current term to the leader's own log.
@@ -55,10 +59,10 @@ impl Raft {
         };
         self.log.append(&[entry]);
         self.broadcast_pending = true;
+        // Normally the leader counts its own entry only once `advance` reports it
+        // durable; the broken knob counts it at once.
         if self.cfg.knobs.skip_persist_barrier {
             self.self_acked(index);
-        } else if self.membership.all_voters().len() == 1 {
-            // Nothing to send; still, the commit waits for our own fsync (advance).
         }
         Proposed {
             term: self.term,
@@ -76,7 +80,10 @@ impl Raft {
         Ok(self.append_entry(payload))
     }
 
-    pub(crate) fn propose_config(&mut self, change: ConfigChange) -> Result<Proposed, ProposeError> {
+    pub(crate) fn propose_config(
+        &mut self,
+        change: ConfigChange,
+    ) -> Result<Proposed, ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { hint: self.leader });
         }
@@ -150,12 +157,21 @@ impl Raft {
         }
         if self.broadcast_pending {
             self.broadcast_pending = false;
-            let peers: Vec<NodeId> = self.progress.keys().copied().filter(|&p| p != self.id).collect();
+            let peers: Vec<NodeId> = self
+                .progress
+                .keys()
+                .copied()
+                .filter(|&p| p != self.id)
+                .collect();
             for p in peers {
                 self.send_appends(p, true);
             }
             if let Some(to) = self.transferee {
-                if self.progress.get(&to).is_some_and(|p| p.matched == self.log.last_index()) {
+                if self
+                    .progress
+                    .get(&to)
+                    .is_some_and(|p| p.matched == self.log.last_index())
+                {
                     self.send(to, Body::TimeoutNow);
                 }
             }
@@ -172,7 +188,11 @@ impl Raft {
         let mut allow_empty = allow_empty;
         while self.send_append(to, allow_empty) {
             allow_empty = false;
-            if self.progress.get(&to).is_none_or(|p| p.state != ReplicationState::Replicate) {
+            if self
+                .progress
+                .get(&to)
+                .is_none_or(|p| p.state != ReplicationState::Replicate)
+            {
                 break;
             }
         }
@@ -180,7 +200,9 @@ impl Raft {
 
     /// Sends one append (or starts a snapshot). Returns whether entries were sent.
     fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
-        let Some(pr) = self.progress.get(&to) else { return false };
+        let Some(pr) = self.progress.get(&to) else {
+            return false;
+        };
         if pr.is_paused(self.cfg.inflight_msgs_max, self.cfg.inflight_bytes_max) {
             return false;
         }
@@ -198,12 +220,12 @@ impl Raft {
                 return false;
             }
         };
-        if entries.is_empty() && !allow_empty {
+        let commit = self.log.committed();
+        if entries.is_empty() && !allow_empty && commit <= pr.commit_sent {
             return false;
         }
         let last = entries.last().map(|e| e.index);
         let bytes: usize = entries.iter().map(Entry::size_bytes).sum();
-        let commit = self.log.committed();
         self.send(
             to,
             Body::Append {
@@ -215,6 +237,7 @@ impl Raft {
         );
         if let Some(pr) = self.progress.get_mut(&to) {
             pr.sent_entries(last, bytes);
+            pr.commit_sent = pr.commit_sent.max(commit);
         }
         last.is_some()
     }
@@ -223,7 +246,10 @@ impl Raft {
         let Some(index) = self.snapshot.as_ref().map(|s| s.meta.index) else {
             // Compaction always records a snapshot, so the log can only be missing
             // entries below one we hold.
-            panic!("node {}: entries for {to} compacted but no snapshot held", self.id);
+            panic!(
+                "node {}: entries for {to} compacted but no snapshot held",
+                self.id
+            );
         };
         if let Some(pr) = self.progress.get_mut(&to) {
             pr.become_snapshot(index);
@@ -233,8 +259,12 @@ impl Raft {
 
     /// Sends the chunk of our snapshot at the peer's acknowledged offset.
     pub(crate) fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let Some(snap) = self.snapshot.as_ref() else { return };
-        let Some(pr) = self.progress.get_mut(&to) else { return };
+        let Some(snap) = self.snapshot.as_ref() else {
+            return;
+        };
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
         if pr.state != ReplicationState::Snapshot || pr.snapshot_index != snap.meta.index {
             // The snapshot was replaced by a newer one: restart with it.
             pr.become_snapshot(snap.meta.index);
@@ -262,6 +292,9 @@ impl Raft {
             .collect();
         for (p, matched) in peers {
             let commit = self.log.committed().min(matched);
+            if let Some(pr) = self.progress.get_mut(&p) {
+                pr.commit_sent = pr.commit_sent.max(commit);
+            }
             self.send(
                 p,
                 Body::Heartbeat {
@@ -300,13 +333,14 @@ impl Raft {
         self.apply_configs(before, index);
         if self.role == Role::Leader {
             self.broadcast_pending = true;
-            self.reads.first_commit_in_term(self.log.term(index) == Some(self.term));
+            self.reads
+                .first_commit_in_term(self.log.term(index) == Some(self.term));
             self.release_reads_after_commit();
         }
     }
 
     /// Called as each committed config entry takes effect.
-    pub(crate) fn on_membership_changed(&mut self, index: LogIndex) {
+    pub(crate) fn on_membership_changed(&mut self) {
         if self.role != Role::Leader {
             return;
         }
@@ -325,12 +359,28 @@ impl Raft {
             self.become_follower(self.term, None);
             return;
         }
-        if self.membership.is_joint() && index >= self.pending_config_index {
-            // Joint consensus committed: leave it automatically.
-            if let Ok(p) = self.append_as_leader(Payload::Config(ConfigChange::LeaveJoint)) {
-                self.pending_config_index = p.index;
-            }
+        self.maybe_leave_joint();
+    }
+
+    /// A leader in a committed joint configuration proposes leaving it, unless a
+    /// `LeaveJoint` is already in its uncommitted log. Called when the joint
+    /// configuration commits and when a new leader takes over mid-change, so a change
+    /// never stays joint because its leader died.
+    pub(crate) fn maybe_leave_joint(&mut self) {
+        if self.role != Role::Leader || !self.membership.is_joint() {
+            return;
         }
+        let mut i = self.log.committed().next();
+        while i <= self.log.last_index() {
+            if let Some(Payload::Config(ConfigChange::LeaveJoint)) =
+                self.log.entry(i).map(|e| &e.payload)
+            {
+                return;
+            }
+            i = i.next();
+        }
+        let p = self.append_entry(Payload::Config(ConfigChange::LeaveJoint));
+        self.pending_config_index = p.index;
     }
 
     /// Follower side of Append, Heartbeat and InstallSnapshot.
@@ -354,7 +404,12 @@ impl Raft {
                 offset,
                 chunk,
             } => {
-                self.handle_snapshot_chunk(from, Snapshot { meta, data: chunk }, total_bytes, offset);
+                self.handle_snapshot_chunk(
+                    from,
+                    Snapshot { meta, data: chunk },
+                    total_bytes,
+                    offset,
+                );
                 Ok(())
             }
             _ => Ok(()),
@@ -433,22 +488,44 @@ impl Raft {
         let fresh = !matches!(&self.incoming_snapshot, Some((m, _)) if *m == meta);
         if fresh {
             if offset != 0 {
-                self.send(from, Body::SnapshotResponse { index: meta.index, offset: 0 });
+                self.send(
+                    from,
+                    Body::SnapshotResponse {
+                        index: meta.index,
+                        offset: 0,
+                    },
+                );
                 return;
             }
-            self.incoming_snapshot = Some((meta.clone(), BytesMut::with_capacity(total.min(1 << 26) as usize)));
+            self.incoming_snapshot = Some((
+                meta.clone(),
+                BytesMut::with_capacity(total.min(1 << 26) as usize),
+            ));
         }
-        let Some((_, buf)) = self.incoming_snapshot.as_mut() else { return };
+        let Some((_, buf)) = self.incoming_snapshot.as_mut() else {
+            return;
+        };
         if offset == buf.len() as u64 {
             buf.extend_from_slice(&part.data);
         }
         let have = buf.len() as u64;
         if have < total {
-            self.send(from, Body::SnapshotResponse { index: meta.index, offset: have });
+            self.send(
+                from,
+                Body::SnapshotResponse {
+                    index: meta.index,
+                    offset: have,
+                },
+            );
             return;
         }
-        let Some((meta, buf)) = self.incoming_snapshot.take() else { return };
-        let snapshot = Snapshot { meta, data: buf.freeze() };
+        let Some((meta, buf)) = self.incoming_snapshot.take() else {
+            return;
+        };
+        let snapshot = Snapshot {
+            meta,
+            data: buf.freeze(),
+        };
         self.install_snapshot(from, snapshot);
     }
 
@@ -473,7 +550,9 @@ impl Raft {
 
     /// Leader side of AppendResponse, HeartbeatResponse and SnapshotResponse.
     pub(crate) fn step_from_follower(&mut self, from: NodeId, body: Body) {
-        let Some(pr) = self.progress.get_mut(&from) else { return };
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         pr.recent_active = true;
         match body {
             Body::AppendResponse {
@@ -499,9 +578,7 @@ impl Raft {
                 pr.inflights.free_to(index);
                 let updated = pr.maybe_update(index);
                 match pr.state {
-                    ReplicationState::Probe if pr.matched == index => {
-                        pr.become_replicate()
-                    }
+                    ReplicationState::Probe if pr.matched == index => pr.become_replicate(),
                     ReplicationState::Snapshot if pr.matched >= pr.snapshot_index => {
                         pr.become_probe()
                     }
@@ -509,7 +586,12 @@ impl Raft {
                 }
                 if updated {
                     self.maybe_commit();
-                    if self.transferee == Some(from) && self.progress.get(&from).is_some_and(|p| p.matched == self.log.last_index()) {
+                    if self.transferee == Some(from)
+                        && self
+                            .progress
+                            .get(&from)
+                            .is_some_and(|p| p.matched == self.log.last_index())
+                    {
                         self.send(from, Body::TimeoutNow);
                     }
                 }
@@ -519,7 +601,9 @@ impl Raft {
                 if pr.state == ReplicationState::Probe {
                     pr.probe_sent = false;
                 } else if pr.state == ReplicationState::Replicate
-                    && pr.inflights.is_full(self.cfg.inflight_msgs_max, self.cfg.inflight_bytes_max)
+                    && pr
+                        .inflights
+                        .is_full(self.cfg.inflight_msgs_max, self.cfg.inflight_bytes_max)
                 {
                     // A lost append would otherwise block the window forever.
                     pr.inflights.free_first();
@@ -529,11 +613,11 @@ impl Raft {
                 }
                 self.read_round_acked(from, read_round);
             }
-            Body::SnapshotResponse { index, offset } => {
-                if pr.state == ReplicationState::Snapshot && pr.snapshot_index == index {
-                    pr.snapshot_offset = offset;
-                    self.send_snapshot_chunk(from);
-                }
+            Body::SnapshotResponse { index, offset }
+                if pr.state == ReplicationState::Snapshot && pr.snapshot_index == index =>
+            {
+                pr.snapshot_offset = offset;
+                self.send_snapshot_chunk(from);
             }
             _ => {}
         }

@@ -5,8 +5,63 @@ use consensus::StepError;
 
 use crate::message::{Body, Message};
 
+/// No legitimate term or index comes near this (2^62 entries at a billion a second is
+/// 146 years); refusing larger values keeps every `+ 1` in the core overflow-free.
+pub(crate) const VALUE_MAX: u64 = 1 << 62;
+
+fn impossible(what: &str, v: u64) -> Result<(), StepError> {
+    if v >= VALUE_MAX {
+        Err(StepError::Malformed(format!(
+            "{what} {v} is impossibly large"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn validate(msg: &Message) -> Result<(), StepError> {
     let bad = |s: String| Err(StepError::Malformed(s));
+    impossible("term", msg.term.0)?;
+    match &msg.body {
+        Body::PreVote {
+            last_index,
+            last_term,
+        }
+        | Body::Vote {
+            last_index,
+            last_term,
+            ..
+        } => {
+            impossible("last index", last_index.0)?;
+            impossible("last term", last_term.0)?;
+        }
+        Body::Append {
+            prev_index,
+            commit,
+            entries,
+            ..
+        } => {
+            impossible("prev index", prev_index.0)?;
+            impossible("commit", commit.0)?;
+            impossible("entry count", entries.len() as u64)?;
+        }
+        Body::AppendResponse {
+            index,
+            hint_index,
+            hint_term,
+            ..
+        } => {
+            impossible("index", index.0)?;
+            impossible("hint index", hint_index.0)?;
+            impossible("hint term", hint_term.0)?;
+        }
+        Body::Heartbeat { commit, .. } => impossible("commit", commit.0)?,
+        Body::InstallSnapshot { meta, .. } => impossible("snapshot index", meta.index.0)?,
+        Body::SnapshotResponse { index, .. } | Body::ReadIndexResponse { index, .. } => {
+            impossible("index", index.0)?
+        }
+        _ => {}
+    }
     match &msg.body {
         Body::Append {
             prev_index,
@@ -15,7 +70,10 @@ pub(crate) fn validate(msg: &Message) -> Result<(), StepError> {
             ..
         } => {
             if *prev_term > msg.term {
-                return bad(format!("prev_term {} above message term {}", prev_term, msg.term));
+                return bad(format!(
+                    "prev_term {} above message term {}",
+                    prev_term, msg.term
+                ));
             }
             let mut expect = prev_index.next();
             let mut last_term = *prev_term;
@@ -40,17 +98,23 @@ pub(crate) fn validate(msg: &Message) -> Result<(), StepError> {
             chunk,
         } => {
             if meta.index.0 == 0 || meta.term > msg.term {
-                return bad(format!("snapshot at {} term {} is impossible", meta.index, meta.term));
+                return bad(format!(
+                    "snapshot at {} term {} is impossible",
+                    meta.index, meta.term
+                ));
             }
-            if offset.checked_add(chunk.len() as u64).is_none_or(|end| end > *total_bytes) {
-                return bad(format!("chunk at {offset} of {} bytes overruns {total_bytes}", chunk.len()));
+            if offset
+                .checked_add(chunk.len() as u64)
+                .is_none_or(|end| end > *total_bytes)
+            {
+                return bad(format!(
+                    "chunk at {offset} of {} bytes overruns {total_bytes}",
+                    chunk.len()
+                ));
             }
             if meta.membership.voters.is_empty() {
                 return bad("snapshot without voters".into());
             }
-        }
-        Body::AppendResponse { index, .. } if index.0 == u64::MAX => {
-            return bad("index overflow".into());
         }
         _ => {}
     }

@@ -67,7 +67,14 @@ impl Client {
             75..=89 => {
                 let expected = self.seen.get(&key).cloned().flatten();
                 let expected = if rng.chance(0.2) { None } else { expected };
-                (Command::Cas { key, expected, new: value }, false)
+                (
+                    Command::Cas {
+                        key,
+                        expected,
+                        new: value,
+                    },
+                    false,
+                )
             }
             _ => (Command::Delete { key }, false),
         }
@@ -105,7 +112,11 @@ pub fn to_output(r: &Response) -> Option<KvOutput> {
 impl Recorder {
     /// Records an invocation; returns its slot.
     pub fn invoke(&mut self, client: u64, command: &Command, now: u64) -> usize {
-        self.ops.push(Some(Operation::indeterminate(client, to_input(command), now)));
+        self.ops.push(Some(Operation::indeterminate(
+            client,
+            to_input(command),
+            now,
+        )));
         self.ops.len() - 1
     }
 
@@ -128,8 +139,18 @@ impl Recorder {
 
     /// (completed, indeterminate) counts.
     pub fn counts(&self) -> (usize, usize) {
-        let done = self.ops.iter().flatten().filter(|o| o.ret.is_some()).count();
-        let open = self.ops.iter().flatten().filter(|o| o.ret.is_none()).count();
+        let done = self
+            .ops
+            .iter()
+            .flatten()
+            .filter(|o| o.ret.is_some())
+            .count();
+        let open = self
+            .ops
+            .iter()
+            .flatten()
+            .filter(|o| o.ret.is_none())
+            .count();
         (done, open)
     }
 }

@@ -83,15 +83,31 @@ impl SimConfig {
         let voters = *r.pick(&[3, 3, 5, 5, 7]).expect("non-empty");
         let spares = r.range(0, 3) as usize;
         let mut faults = FaultMix {
-            loss: if r.chance(0.6) { r.range(1, 200) as f64 / 1000.0 } else { 0.0 },
-            duplicate: if r.chance(0.5) { r.range(1, 100) as f64 / 1000.0 } else { 0.0 },
-            long_delay: if r.chance(0.5) { r.range(1, 100) as f64 / 1000.0 } else { 0.0 },
+            loss: if r.chance(0.6) {
+                r.range(1, 200) as f64 / 1000.0
+            } else {
+                0.0
+            },
+            duplicate: if r.chance(0.5) {
+                r.range(1, 100) as f64 / 1000.0
+            } else {
+                0.0
+            },
+            long_delay: if r.chance(0.5) {
+                r.range(1, 100) as f64 / 1000.0
+            } else {
+                0.0
+            },
             partitions: r.chance(0.7),
             crashes: r.chance(0.7),
             membership: r.chance(0.5),
             transfers: r.chance(0.5),
             slow_disk: r.chance(0.3),
-            skew_permille: if r.chance(0.5) { r.range(0, 100) as u32 } else { 0 },
+            skew_permille: if r.chance(0.5) {
+                r.range(0, 100) as u32
+            } else {
+                0
+            },
         };
         let check_quorum = r.chance(0.85);
         let engine = EngineParams {

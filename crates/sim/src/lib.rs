@@ -10,12 +10,13 @@
 
 #![warn(missing_docs)]
 
+pub mod bench_cluster;
 pub mod client;
 pub mod config;
 pub mod harness;
 pub mod invariants;
-pub mod node;
 mod nemesis;
+pub mod node;
 mod shell;
 mod workload;
 mod world;

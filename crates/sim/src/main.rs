@@ -35,18 +35,41 @@ struct Args {
     /// Stop at the first failure.
     #[arg(long)]
     fail_fast: bool,
+    /// Turn on a deliberately broken protocol knob, to watch the checks catch it:
+    /// vote-without-log-check, commit-any-term, skip-persist-barrier, read-without-quorum.
+    #[arg(long)]
+    knob: Option<String>,
+}
+
+/// The world for `seed`, with `knob` (if any) broken.
+fn world(seed: u64, knob: Option<&str>) -> SimConfig {
+    let mut cfg = SimConfig::from_seed(seed);
+    if let Some(k) = knob {
+        let knobs = &mut cfg.engine.raft_knobs;
+        match k {
+            "vote-without-log-check" => knobs.vote_without_log_check = true,
+            "commit-any-term" => knobs.commit_any_term = true,
+            "skip-persist-barrier" => knobs.skip_persist_barrier = true,
+            "read-without-quorum" => knobs.read_without_quorum = true,
+            other => {
+                eprintln!("unknown knob {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    cfg
 }
 
 fn main() {
     let args = Args::parse();
     if let Some(seed) = args.seed {
-        std::process::exit(replay(seed, args.trace));
+        std::process::exit(replay(seed, args.trace, args.knob.as_deref()));
     }
     std::process::exit(campaign(&args));
 }
 
-fn replay(seed: u64, trace: bool) -> i32 {
-    let mut cfg = SimConfig::from_seed(seed);
+fn replay(seed: u64, trace: bool, knob: Option<&str>) -> i32 {
+    let mut cfg = world(seed, knob);
     cfg.trace = trace;
     println!("{}", cfg.summary());
     match sim::run::<raft::Raft>(cfg) {
@@ -75,9 +98,11 @@ fn replay(seed: u64, trace: bool) -> i32 {
 }
 
 fn campaign(args: &Args) -> i32 {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let bar = ProgressBar::new(args.seeds);
     bar.set_style(
         ProgressStyle::with_template(
@@ -98,14 +123,16 @@ fn campaign(args: &Args) -> i32 {
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            let (next, totals, failures, bar) = (next.clone(), totals.clone(), failures.clone(), bar.clone());
+            let (next, totals, failures, bar) =
+                (next.clone(), totals.clone(), failures.clone(), bar.clone());
             let fail_fast = args.fail_fast;
+            let knob = args.knob.as_deref();
             s.spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed >= end || (fail_fast && !failures.lock().expect("lock").is_empty()) {
                     break;
                 }
-                match sim::run_raft_seed(seed) {
+                match sim::run::<raft::Raft>(world(seed, knob)) {
                     Ok(r) => {
                         let mut t = totals.lock().expect("lock");
                         t.0.add(&r.stats);
@@ -128,28 +155,49 @@ fn campaign(args: &Args) -> i32 {
     let (stats, ops, unknown) = totals.lock().expect("lock").clone();
     let failures = failures.lock().expect("lock");
     let ran = bar.position();
-    println!("\n{ran} seeds in {secs:.1}s ({:.1} seeds/s)", ran as f64 / secs);
-    println!("operations checked for linearizability: {ops} ({unknown} runs hit the checker budget)");
+    println!(
+        "\n{ran} seeds in {secs:.1}s ({:.1} seeds/s)",
+        ran as f64 / secs
+    );
+    println!(
+        "operations checked for linearizability: {ops} ({unknown} runs hit the checker budget)"
+    );
     println!("events: {}  messages: {}", stats.events, stats.messages);
     println!("faults injected:");
     println!("  messages dropped     {:>10}", stats.dropped);
     println!("  messages duplicated  {:>10}", stats.duplicated);
     println!("  messages delayed     {:>10}", stats.delayed);
     println!("  partitions           {:>10}", stats.partitions);
-    println!("  crashes              {:>10}  (torn writes {})", stats.crashes, stats.torn_writes);
+    println!(
+        "  crashes              {:>10}  (torn writes {})",
+        stats.crashes, stats.torn_writes
+    );
     println!("  restarts             {:>10}", stats.restarts);
     println!("  slow fsyncs          {:>10}", stats.slow_fsyncs);
     println!("  membership changes   {:>10}", stats.config_changes);
     println!("  leadership transfers {:>10}", stats.transfers);
-    println!("  snapshots taken      {:>10}  installed {}", stats.snapshots_taken, stats.snapshots_installed);
+    println!(
+        "  snapshots taken      {:>10}  installed {}",
+        stats.snapshots_taken, stats.snapshots_installed
+    );
     println!("  leaders elected      {:>10}", stats.leaders);
-    println!("  ops completed        {:>10}  indeterminate {}", stats.ops_completed, stats.ops_indeterminate);
+    println!(
+        "  ops completed        {:>10}  indeterminate {}",
+        stats.ops_completed, stats.ops_indeterminate
+    );
     if failures.is_empty() {
         println!("{ran} passed, 0 failed");
         0
     } else {
-        println!("FAILED seeds: {:?}", failures.iter().map(|f| f.seed).collect::<Vec<_>>());
-        println!("{} passed, {} failed", ran as usize - failures.len(), failures.len());
+        println!(
+            "FAILED seeds: {:?}",
+            failures.iter().map(|f| f.seed).collect::<Vec<_>>()
+        );
+        println!(
+            "{} passed, {} failed",
+            ran as usize - failures.len(),
+            failures.len()
+        );
         1
     }
 }

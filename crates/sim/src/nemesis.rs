@@ -38,7 +38,7 @@ impl<E: SimEngine> Sim<E> {
             kinds.extend(["partition", "partition", "heal-network"]);
         }
         if f.crashes {
-            kinds.extend(["crash", "restart", "restart"]);
+            kinds.extend(["crash", "crash-leader", "restart", "restart"]);
         }
         if f.membership {
             kinds.push("membership");
@@ -46,7 +46,9 @@ impl<E: SimEngine> Sim<E> {
         if f.transfers {
             kinds.push("transfer");
         }
-        let Some(&kind) = self.rng.pick(&kinds) else { return Ok(()) };
+        let Some(&kind) = self.rng.pick(&kinds) else {
+            return Ok(());
+        };
         match kind {
             "partition" => self.partition(),
             "heal-network" => {
@@ -54,8 +56,21 @@ impl<E: SimEngine> Sim<E> {
                 self.note(|| "network healed".into());
             }
             "crash" => {
+                // Half the time, crash a node with a write in flight: the moment when
+                // forgetting a durability rule does damage.
+                let writing: Vec<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.is_up() && n.io.is_some())
+                    .map(|(&id, _)| id)
+                    .collect();
                 let up = self.up_nodes();
-                if let Some(&id) = self.rng.pick(&up) {
+                let pool = if !writing.is_empty() && self.rng.chance(0.5) {
+                    writing
+                } else {
+                    up
+                };
+                if let Some(&id) = self.rng.pick(&pool) {
                     self.crash_node(id);
                 }
             }
@@ -70,6 +85,11 @@ impl<E: SimEngine> Sim<E> {
                     self.stats.restarts += 1;
                     self.start_node(id);
                     self.drive(id)?;
+                }
+            }
+            "crash-leader" => {
+                if let Some(id) = self.leader_node() {
+                    self.crash_node(id);
                 }
             }
             "membership" => self.change_membership()?,
@@ -108,7 +128,11 @@ impl<E: SimEngine> Sim<E> {
             }
             // Two random sides, e.g. majority / minority.
             1 => {
-                let side: Vec<NodeId> = all.iter().copied().filter(|_| self.rng.chance(0.5)).collect();
+                let side: Vec<NodeId> = all
+                    .iter()
+                    .copied()
+                    .filter(|_| self.rng.chance(0.5))
+                    .collect();
                 let rest: Vec<NodeId> = all.iter().copied().filter(|x| !side.contains(x)).collect();
                 cut(&side, &rest, true);
                 "split"
@@ -124,8 +148,16 @@ impl<E: SimEngine> Sim<E> {
             }
             // A bridge: two sides that only the victim connects.
             _ => {
-                let side: Vec<NodeId> = others.iter().copied().filter(|_| self.rng.chance(0.5)).collect();
-                let rest: Vec<NodeId> = others.iter().copied().filter(|x| !side.contains(x)).collect();
+                let side: Vec<NodeId> = others
+                    .iter()
+                    .copied()
+                    .filter(|_| self.rng.chance(0.5))
+                    .collect();
+                let rest: Vec<NodeId> = others
+                    .iter()
+                    .copied()
+                    .filter(|x| !side.contains(x))
+                    .collect();
                 cut(&side, &rest, true);
                 "bridge"
             }
@@ -137,8 +169,15 @@ impl<E: SimEngine> Sim<E> {
     }
 
     fn change_membership(&mut self) -> Result<(), String> {
-        let Some(leader) = self.leader_node() else { return Ok(()) };
-        let m = self.nodes[&leader].engine.as_ref().expect("up").membership().clone();
+        let Some(leader) = self.leader_node() else {
+            return Ok(());
+        };
+        let m = self.nodes[&leader]
+            .engine
+            .as_ref()
+            .expect("up")
+            .membership()
+            .clone();
         let outsiders: Vec<NodeId> = self
             .nodes
             .keys()
@@ -162,9 +201,18 @@ impl<E: SimEngine> Sim<E> {
                 options.push(vec![MemberChange::Remove(v)]);
             }
         }
-        let Some(changes) = self.rng.pick(&options).cloned() else { return Ok(()) };
-        let engine = self.nodes.get_mut(&leader).and_then(|n| n.engine.as_mut()).expect("up");
-        if engine.change_config(ConfigChange::Apply(changes.clone())).is_ok() {
+        let Some(changes) = self.rng.pick(&options).cloned() else {
+            return Ok(());
+        };
+        let engine = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.engine.as_mut())
+            .expect("up");
+        if engine
+            .change_config(ConfigChange::Apply(changes.clone()))
+            .is_ok()
+        {
             self.stats.config_changes += 1;
             self.note(|| format!("leader {leader} proposes {changes:?}"));
         }
@@ -172,7 +220,9 @@ impl<E: SimEngine> Sim<E> {
     }
 
     fn transfer(&mut self) -> Result<(), String> {
-        let Some(leader) = self.leader_node() else { return Ok(()) };
+        let Some(leader) = self.leader_node() else {
+            return Ok(());
+        };
         let voters: Vec<NodeId> = self.nodes[&leader]
             .engine
             .as_ref()
@@ -183,8 +233,14 @@ impl<E: SimEngine> Sim<E> {
             .copied()
             .filter(|&v| v != leader)
             .collect();
-        let Some(&to) = self.rng.pick(&voters) else { return Ok(()) };
-        let engine = self.nodes.get_mut(&leader).and_then(|n| n.engine.as_mut()).expect("up");
+        let Some(&to) = self.rng.pick(&voters) else {
+            return Ok(());
+        };
+        let engine = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.engine.as_mut())
+            .expect("up");
         if engine.transfer_leadership(to).is_ok() {
             self.stats.transfers += 1;
             self.note(|| format!("leader {leader} transfers to {to}"));
@@ -224,7 +280,12 @@ impl<E: SimEngine> Sim<E> {
             self.drive(id)?;
         }
         let e = &self.cfg.engine;
-        let slowest_tick = self.nodes.values().map(|n| n.tick_us).max().unwrap_or(self.cfg.tick_us);
+        let slowest_tick = self
+            .nodes
+            .values()
+            .map(|n| n.tick_us)
+            .max()
+            .unwrap_or(self.cfg.tick_us);
         let bound = self.cfg.liveness_timeouts * e.election_ticks as u64 * slowest_tick;
         self.liveness.healed_at = Some(self.now);
         self.liveness.deadline = self.now + bound;
@@ -244,17 +305,23 @@ impl<E: SimEngine> Sim<E> {
                 "liveness: no command committed within {elapsed}µs after healing"
             ));
         }
-        let live_probe = self
-            .liveness
-            .probe
-            .is_some_and(|(id, _, term)| self.nodes[&id].engine.as_ref().is_some_and(|e| e.term() == term && e.role() == Role::Leader));
+        let live_probe = self.liveness.probe.is_some_and(|(id, _, term)| {
+            self.nodes[&id]
+                .engine
+                .as_ref()
+                .is_some_and(|e| e.term() == term && e.role() == Role::Leader)
+        });
         if !live_probe {
             if let Some(leader) = self.leader_node() {
                 let cmd = Command::Put {
                     key: Bytes::from_static(PROBE_KEY.as_bytes()),
                     value: Bytes::from(self.now.to_string()),
                 };
-                let engine = self.nodes.get_mut(&leader).and_then(|n| n.engine.as_mut()).expect("up");
+                let engine = self
+                    .nodes
+                    .get_mut(&leader)
+                    .and_then(|n| n.engine.as_mut())
+                    .expect("up");
                 if let Ok(p) = engine.propose(cmd.encode()) {
                     self.liveness.probe = Some((leader, p.index, p.term));
                     self.drive(leader)?;
@@ -267,7 +334,9 @@ impl<E: SimEngine> Sim<E> {
 
     /// Called for every applied entry: did the probe commit?
     pub(crate) fn check_probe_applied(&mut self, id: NodeId, e: &Entry) {
-        let Some((pid, index, term)) = self.liveness.probe else { return };
+        let Some((pid, index, term)) = self.liveness.probe else {
+            return;
+        };
         if self.liveness.passed_at.is_none() && pid == id && e.index == index && e.term == term {
             debug_assert!(matches!(e.payload, Payload::Command(_)));
             self.liveness.passed_at = Some(self.now);

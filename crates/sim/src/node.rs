@@ -135,8 +135,16 @@ impl<E: SimEngine> SimNode<E> {
             .into_values()
             .map(|(_, w)| w)
             .collect();
-        out.extend(std::mem::take(&mut self.reads).into_values().map(|(w, _)| w));
-        out.extend(std::mem::take(&mut self.confirmed_reads).into_iter().map(|(_, w, _)| w));
+        out.extend(
+            std::mem::take(&mut self.reads)
+                .into_values()
+                .map(|(w, _)| w),
+        );
+        out.extend(
+            std::mem::take(&mut self.confirmed_reads)
+                .into_iter()
+                .map(|(_, w, _)| w),
+        );
         out
     }
 }

@@ -81,7 +81,9 @@ impl<E: SimEngine> Sim<E> {
             if n.io.is_some() {
                 return Ok(());
             }
-            let Some(engine) = n.engine.as_mut() else { return Ok(()) };
+            let Some(engine) = n.engine.as_mut() else {
+                return Ok(());
+            };
             if !engine.has_ready() {
                 return Ok(());
             }
@@ -94,9 +96,8 @@ impl<E: SimEngine> Sim<E> {
             for out in std::mem::take(&mut ready.messages) {
                 self.send(id, out.to, out.msg);
             }
-            let writes = ready.snapshot.is_some()
-                || !ready.entries.is_empty()
-                || ready.hard_state.is_some();
+            let writes =
+                ready.snapshot.is_some() || !ready.entries.is_empty() || ready.hard_state.is_some();
             if writes {
                 let mut latency = self.rng.range(50, 1_500);
                 if self.faults_on && self.cfg.faults.slow_disk && self.rng.chance(0.02) {
@@ -115,7 +116,11 @@ impl<E: SimEngine> Sim<E> {
 
     /// The writes of `ready` are durable: record them, release the messages that
     /// waited for them, apply, and advance.
-    pub(crate) fn complete_io(&mut self, id: NodeId, mut ready: Ready<E::Message>) -> Result<(), String> {
+    pub(crate) fn complete_io(
+        &mut self,
+        id: NodeId,
+        mut ready: Ready<E::Message>,
+    ) -> Result<(), String> {
         let n = self.nodes.get_mut(&id).expect("node exists");
         if let Some(s) = ready.snapshot.take() {
             let index = s.meta.index;
@@ -189,7 +194,10 @@ impl<E: SimEngine> Sim<E> {
             })
             .collect();
         for (w, v) in values {
-            self.complete_waiter(w, Some(lincheck::kv::KvOutput::Value(v.map(|b| b.to_vec()))));
+            self.complete_waiter(
+                w,
+                Some(lincheck::kv::KvOutput::Value(v.map(|b| b.to_vec()))),
+            );
         }
         let n = self.nodes.get_mut(&id).expect("node exists");
         let engine = n.engine.as_mut().expect("up");
@@ -236,14 +244,29 @@ impl<E: SimEngine> Sim<E> {
 
     /// Every safety invariant, on every running node, after every event.
     pub(crate) fn check_invariants(&mut self) -> Result<(), Violation> {
+        let mut new_leaders = Vec::new();
         for (&id, n) in &self.nodes {
-            let Some(engine) = n.engine.as_ref() else { continue };
+            let Some(engine) = n.engine.as_ref() else {
+                continue;
+            };
             let before = self.obs.leaders.len();
             election_safety::check(&mut self.obs, id, engine)?;
-            self.stats.leaders += (self.obs.leaders.len() - before) as u64;
+            if self.obs.leaders.len() > before {
+                self.stats.leaders += 1;
+                new_leaders.push((id, engine.term()));
+            }
             state_machine_safety::check_commit(&mut self.obs, id, engine)?;
             leader_completeness::check(&mut self.obs, id, engine)?;
             applied_within_commit::check(id, n.applied, engine.commit_index())?;
+        }
+        // The fresh-leader nemesis: a leader killed within milliseconds of winning
+        // leaves partly replicated suffixes from many terms behind — the ground on
+        // which commitment bugs (Raft Figure 8) grow.
+        for (node, term) in new_leaders {
+            if self.faults_on && self.cfg.faults.crashes && self.rng.chance(0.25) {
+                let delay = self.rng.range(0, 3_000);
+                self.schedule(delay, Event::CrashLeader { node, term });
+            }
         }
         Ok(())
     }

@@ -40,7 +40,9 @@ impl<E: SimEngine> Sim<E> {
 
     /// Sends the current operation to the node the client believes leads.
     fn client_attempt(&mut self, c: usize) -> Result<(), String> {
-        let Some(op) = self.clients[c].current.clone() else { return Ok(()) };
+        let Some(op) = self.clients[c].current.clone() else {
+            return Ok(());
+        };
         if op.accepted {
             return Ok(());
         }
@@ -60,7 +62,10 @@ impl<E: SimEngine> Sim<E> {
                 }
             },
         };
-        let waiter = Waiter { client: c, op: op.op };
+        let waiter = Waiter {
+            client: c,
+            op: op.op,
+        };
         let n = self.nodes.get_mut(&target).expect("up node exists");
         let engine = n.engine.as_mut().expect("up");
         let result = if op.read_index {
@@ -115,7 +120,9 @@ impl<E: SimEngine> Sim<E> {
 
     /// The operation's reply arrived (`None`: an unexpected response, treated as lost).
     pub(crate) fn complete_waiter(&mut self, w: Waiter, output: Option<KvOutput>) {
-        let Some(op) = self.current_op(&w) else { return };
+        let Some(op) = self.current_op(&w) else {
+            return;
+        };
         let Some(output) = output else {
             self.waiter_lost(w);
             return;
@@ -133,19 +140,25 @@ impl<E: SimEngine> Sim<E> {
 
     /// The operation certainly did not take effect.
     pub(crate) fn discard_waiter(&mut self, w: Waiter) {
-        let Some(op) = self.current_op(&w) else { return };
+        let Some(op) = self.current_op(&w) else {
+            return;
+        };
         self.history.discard(op.hist);
         self.client_next(w.client);
     }
 
     /// The client will never hear back (node crashed, snapshot skipped the slot).
     pub(crate) fn waiter_lost(&mut self, w: Waiter) {
-        let Some(op) = self.current_op(&w) else { return };
+        let Some(op) = self.current_op(&w) else {
+            return;
+        };
         self.settle_unknown(w.client, &op);
     }
 
     pub(crate) fn client_gave_up(&mut self, c: usize, op_no: u64) {
-        let Some(op) = self.clients[c].current.clone().filter(|o| o.op == op_no) else { return };
+        let Some(op) = self.clients[c].current.clone().filter(|o| o.op == op_no) else {
+            return;
+        };
         self.settle_unknown(c, &op);
     }
 

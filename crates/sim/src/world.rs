@@ -32,6 +32,9 @@ use crate::node::{Disk, SimNode};
 pub(crate) const CLIENT_OP_TIMEOUT_US: u64 = 1_000_000;
 /// How long clients get to finish after the liveness probe commits.
 pub(crate) const DRAIN_US: u64 = 2_000_000;
+/// A run with more events than this is stuck in a storm or livelock (normal runs
+/// process well under 1% of it).
+const EVENTS_MAX: u64 = 3_000_000;
 /// The key the liveness probe writes (outside the clients' key space).
 pub(crate) const PROBE_KEY: &str = "__liveness_probe__";
 
@@ -142,14 +145,34 @@ impl std::fmt::Display for Failure {
 }
 
 pub(crate) enum Event<M> {
-    Tick { node: NodeId, inc: u64 },
-    Deliver { from: NodeId, to: NodeId, msg: M },
-    IoDone { node: NodeId, inc: u64 },
-    ClientStep { client: usize },
-    ClientTimeout { client: usize, op: u64 },
+    Tick {
+        node: NodeId,
+        inc: u64,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: M,
+    },
+    IoDone {
+        node: NodeId,
+        inc: u64,
+    },
+    ClientStep {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        op: u64,
+    },
     Nemesis,
     Heal,
     Probe,
+    /// Crash `node` if it still leads `term` (the fresh-leader nemesis).
+    CrashLeader {
+        node: NodeId,
+        term: consensus::Term,
+    },
     End,
 }
 
@@ -228,7 +251,9 @@ impl<E: SimEngine> Sim<E> {
             let tick_us = cfg.tick_us * permille as u64 / 1000;
             nodes.insert(id, SimNode::new(id, disk, tick_us));
         }
-        let clients = (0..cfg.clients).map(|i| Client::new(i as u64 + 1)).collect();
+        let clients = (0..cfg.clients)
+            .map(|i| Client::new(i as u64 + 1))
+            .collect();
         Sim {
             rng,
             now: 0,
@@ -292,6 +317,12 @@ impl<E: SimEngine> Sim<E> {
         while let Some(Reverse(s)) = self.queue.pop() {
             self.now = s.at;
             self.stats.events += 1;
+            if self.stats.events > EVENTS_MAX {
+                return Err(self.fail(format!(
+                    "runaway: more than {EVENTS_MAX} events by {}µs (a message storm or livelock)",
+                    self.now
+                )));
+            }
             let end = matches!(s.event, Event::End);
             self.handle(s.event).map_err(|m| self.fail(m))?;
             self.check_invariants()
@@ -307,7 +338,9 @@ impl<E: SimEngine> Sim<E> {
         match event {
             Event::Tick { node, inc } => {
                 self.hasher.write_u64(self.now ^ node);
-                let Some(n) = self.nodes.get_mut(&node) else { return Ok(()) };
+                let Some(n) = self.nodes.get_mut(&node) else {
+                    return Ok(());
+                };
                 if n.incarnation != inc || n.engine.is_none() {
                     return Ok(());
                 }
@@ -317,7 +350,8 @@ impl<E: SimEngine> Sim<E> {
                 self.drive(node)
             }
             Event::Deliver { from, to, msg } => {
-                self.hasher.write_u64(E::message_digest(&msg) ^ (from << 32) ^ to);
+                self.hasher
+                    .write_u64(E::message_digest(&msg) ^ (from << 32) ^ to);
                 if self.blocked.contains(&(from, to)) {
                     self.stats.dropped += 1;
                     return Ok(());
@@ -329,14 +363,20 @@ impl<E: SimEngine> Sim<E> {
                     let line = format!("{from}→{to} {msg:?}");
                     self.note(|| line);
                 }
-                let engine = self.nodes.get_mut(&to).and_then(|n| n.engine.as_mut()).expect("up");
+                let engine = self
+                    .nodes
+                    .get_mut(&to)
+                    .and_then(|n| n.engine.as_mut())
+                    .expect("up");
                 engine
                     .step(from, msg)
                     .map_err(|e| format!("node {to} refused a message from {from}: {e}"))?;
                 self.drive(to)
             }
             Event::IoDone { node, inc } => {
-                let Some(n) = self.nodes.get_mut(&node) else { return Ok(()) };
+                let Some(n) = self.nodes.get_mut(&node) else {
+                    return Ok(());
+                };
                 if n.incarnation != inc || !n.is_up() {
                     return Ok(());
                 }
@@ -360,8 +400,18 @@ impl<E: SimEngine> Sim<E> {
             }
             Event::Heal => self.heal(),
             Event::Probe => self.probe(),
+            Event::CrashLeader { node, term } => {
+                let leads = self.nodes[&node]
+                    .engine
+                    .as_ref()
+                    .is_some_and(|e| e.term() == term && e.role() == consensus::Role::Leader);
+                if leads && self.faults_on {
+                    self.note(|| format!("nemesis: crash fresh leader {node} of {term}"));
+                    self.crash_node(node);
+                }
+                Ok(())
+            }
             Event::End => Ok(()),
         }
     }
 }
-

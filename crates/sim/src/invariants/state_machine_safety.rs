@@ -27,7 +27,11 @@ fn record(obs: &mut Observations, id: NodeId, e: &Entry, what: &str) -> Result<(
 }
 
 /// Compares the entries a node newly considers committed with what is known committed.
-pub fn check_commit<E: SimEngine>(obs: &mut Observations, id: NodeId, node: &E) -> Result<(), Violation> {
+pub fn check_commit<E: SimEngine>(
+    obs: &mut Observations,
+    id: NodeId,
+    node: &E,
+) -> Result<(), Violation> {
     let commit = node.commit_index();
     let from = obs.commit_checked.get(&id).copied().unwrap_or_default();
     let mut i = from.next().max(node.snapshot_index().next());

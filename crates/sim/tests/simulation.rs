@@ -1,0 +1,195 @@
+//! The simulator as a test suite: many seeds over every cluster size and fault mix, the
+//! determinism guarantee, and proof that each check catches the bug it exists for.
+//!
+//! A failure prints its seed and the command that replays it with a readable trace.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sim::{run, Failure, Report, SimConfig};
+
+/// Runs `cfgs` on two threads; returns reports and failures in seed order.
+fn run_all(cfgs: Vec<SimConfig>) -> (Vec<Report>, Vec<Failure>) {
+    let next = AtomicU64::new(0);
+    let reports = Mutex::new(Vec::new());
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(cfg) = cfgs.get(i) else { break };
+                match run::<raft::Raft>(cfg.clone()) {
+                    Ok(r) => reports.lock().unwrap().push(r),
+                    Err(f) => failures.lock().unwrap().push(f),
+                }
+            });
+        }
+    });
+    let mut reports = reports.into_inner().unwrap();
+    let mut failures = failures.into_inner().unwrap();
+    reports.sort_by_key(|r| r.seed);
+    failures.sort_by_key(|f| f.seed);
+    (reports, failures)
+}
+
+fn seeds_from_env(default: u64) -> u64 {
+    std::env::var("HAKV_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn every_seed_keeps_safety_liveness_and_linearizability() {
+    let n = seeds_from_env(1000);
+    let start: u64 = std::env::var("HAKV_SIM_START")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let cfgs: Vec<SimConfig> = (start..start + n).map(SimConfig::from_seed).collect();
+    for size in [3, 5, 7] {
+        assert!(
+            cfgs.iter().any(|c| c.voters == size),
+            "no {size}-node cluster in the sweep"
+        );
+    }
+    let (reports, failures) = run_all(cfgs);
+    for f in &failures {
+        eprintln!("{f}\n");
+    }
+    let ops: usize = reports.iter().map(|r| r.ops_checked).sum();
+    let crashes: u64 = reports.iter().map(|r| r.stats.crashes).sum();
+    let partitions: u64 = reports.iter().map(|r| r.stats.partitions).sum();
+    let changes: u64 = reports.iter().map(|r| r.stats.config_changes).sum();
+    let transfers: u64 = reports.iter().map(|r| r.stats.transfers).sum();
+    let installs: u64 = reports.iter().map(|r| r.stats.snapshots_installed).sum();
+    println!(
+        "{} seeds: {ops} ops checked; {crashes} crashes, {partitions} partitions, \
+         {changes} membership changes, {transfers} transfers, {installs} snapshots installed",
+        reports.len() + failures.len()
+    );
+    // The sweep must actually exercise what it claims to.
+    assert!(crashes > 0 && partitions > 0 && changes > 0 && transfers > 0 && installs > 0);
+    assert!(
+        failures.is_empty(),
+        "{} seeds failed: {:?}",
+        failures.len(),
+        failures.iter().map(|f| f.seed).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    for seed in [3, 17, 123] {
+        let a = run::<raft::Raft>(SimConfig::from_seed(seed)).expect("seed passes");
+        let b = run::<raft::Raft>(SimConfig::from_seed(seed)).expect("seed passes");
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} is not deterministic"
+        );
+        assert_eq!(a.stats, b.stats);
+        assert_eq!(a.ops_checked, b.ops_checked);
+    }
+    let x = run::<raft::Raft>(SimConfig::from_seed(1)).unwrap();
+    let y = run::<raft::Raft>(SimConfig::from_seed(2)).unwrap();
+    assert_ne!(
+        x.trace_hash, y.trace_hash,
+        "different seeds should give different runs"
+    );
+}
+
+#[test]
+fn a_calm_cluster_elects_and_commits() {
+    for voters in [1, 3, 5, 7] {
+        let r = run::<raft::Raft>(SimConfig::calm(9, voters)).expect("calm run passes");
+        assert!(
+            r.ops_checked > 100,
+            "{voters} voters: only {} ops",
+            r.ops_checked
+        );
+        assert_eq!(r.stats.crashes, 0);
+    }
+}
+
+/// Runs seeds `0..n` with a broken knob on two threads, stopping at the first failure
+/// (the lowest failing seed among those run); returns it.
+fn first_caught(n: u64, mutate: impl Fn(&mut SimConfig) + Sync) -> Option<Failure> {
+    let next = AtomicU64::new(0);
+    let found: Mutex<Option<Failure>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= n || found.lock().unwrap().is_some() {
+                    break;
+                }
+                let mut c = SimConfig::from_seed(seed);
+                mutate(&mut c);
+                if let Err(f) = run::<raft::Raft>(c) {
+                    let mut slot = found.lock().unwrap();
+                    if slot.as_ref().is_none_or(|g| f.seed < g.seed) {
+                        *slot = Some(f);
+                    }
+                }
+            });
+        }
+    });
+    found.into_inner().unwrap()
+}
+
+#[test]
+fn voting_without_the_log_check_is_caught() {
+    let f = first_caught(200, |c| {
+        c.engine.raft_knobs.vote_without_log_check = true;
+        c.faults.partitions = true;
+        c.faults.crashes = true;
+    })
+    .expect("granting votes to stale candidates must be caught within 200 seeds");
+    println!("caught at seed {}: {}", f.seed, f.message);
+}
+
+/// The Figure 8 bug needs a precise five-step interleaving (scripted in
+/// `crates/raft/tests/figure8.rs`); random worlds with small batches, heavy loss and
+/// leader crashes reach it about once in 8,000 seeds, so this search is a long run:
+/// `cargo test --release -p sim -- --ignored`.
+#[test]
+#[ignore = "long: searches up to 20,000 seeds"]
+fn committing_old_term_entries_by_counting_is_caught_in_a_long_campaign() {
+    let f = first_caught(20_000, |c| {
+        c.engine.raft_knobs.commit_any_term = true;
+        c.faults.crashes = true;
+        c.faults.partitions = true;
+        c.engine.batch_entries_max = 1;
+        c.faults.loss = 0.2;
+        c.voters = 3;
+        c.faults.membership = false;
+        c.faults.transfers = false;
+    })
+    .expect("the Figure 8 bug must be caught within 20,000 seeds");
+    println!("caught at seed {}: {}", f.seed, f.message);
+}
+
+#[test]
+fn skipping_the_persistence_barrier_is_caught() {
+    let f = first_caught(200, |c| {
+        c.engine.raft_knobs.skip_persist_barrier = true;
+        c.faults.crashes = true;
+    })
+    .expect("acknowledging before fsync must be caught within 200 seeds");
+    println!("caught at seed {}: {}", f.seed, f.message);
+}
+
+#[test]
+fn reads_without_quorum_confirmation_are_caught_by_the_linearizability_check() {
+    let f = first_caught(200, |c| {
+        c.engine.raft_knobs.read_without_quorum = true;
+        c.faults.partitions = true;
+    })
+    .expect("stale reads must be caught within 200 seeds");
+    assert!(
+        f.message.contains("linearizable"),
+        "caught by something else: {}",
+        f.message
+    );
+    println!("caught at seed {}: {}", f.seed, f.message);
+}
