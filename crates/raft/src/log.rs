@@ -281,10 +281,10 @@ impl RaftLog {
         if hi <= self.applied || self.pending_snapshot.is_some() {
             return Vec::new();
         }
+        let count = (hi - self.applied) as usize;
         let out = self
-            .entries_from(self.applied.next(), usize::MAX, max_bytes)
+            .entries_from(self.applied.next(), count, max_bytes)
             .expect("applied ≥ snapshot index");
-        let out: Vec<Entry> = out.into_iter().take_while(|e| e.index <= hi).collect();
         if let Some(last) = out.last() {
             self.applied = last.index;
         }

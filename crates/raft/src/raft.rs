@@ -345,7 +345,8 @@ impl Raft {
                 "leader {} did not vote for itself",
                 self.id
             );
-            for id in self.membership.members() {
+            let m = &self.membership;
+            for &id in m.voters.iter().chain(&m.voters_outgoing).chain(&m.learners) {
                 assert!(
                     self.progress.contains_key(&id),
                     "leader {} lacks progress for {id}",
