@@ -168,7 +168,9 @@ impl Raft {
                 last_index,
                 last_term,
             } => {
-                let grant = self.log_ok(last_index, last_term);
+                // Only for a higher term: at an equal term the lease check above was
+                // skipped, and every voter of that term has voted already.
+                let grant = term > self.term && self.log_ok(last_index, last_term);
                 let reply = Message {
                     term: if grant { term } else { self.term },
                     body: Body::PreVoteResponse { granted: grant },
@@ -240,6 +242,14 @@ impl Raft {
         self.cfg.knobs.vote_without_log_check || self.log.is_up_to_date(last_index, last_term)
     }
 
+    /// Tells `to` to campaign now. From here on this term's lease is void: the target's
+    /// election overrides the followers' promise not to vote, so a lease granted by
+    /// them no longer proves that nobody else leads (reads fall back to ReadIndex).
+    pub(crate) fn send_timeout_now(&mut self, to: NodeId) {
+        self.lease_void_term = Some(self.term);
+        self.send(to, Body::TimeoutNow);
+    }
+
     /// Starts handing leadership to `to`: catch it up, then send `TimeoutNow`.
     pub(crate) fn start_transfer(&mut self, to: NodeId) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
@@ -258,7 +268,7 @@ impl Raft {
             .get(&to)
             .is_some_and(|p| p.matched == self.log.last_index())
         {
-            self.send(to, Body::TimeoutNow);
+            self.send_timeout_now(to);
         } else {
             self.broadcast_pending = true;
         }

@@ -69,6 +69,12 @@ pub struct Raft {
     pub(crate) ticks: u64,
     pub(crate) transferee: Option<NodeId>,
     pub(crate) transfer_elapsed: u32,
+    /// The term in which this leader sent TimeoutNow: its lease is void for the term.
+    pub(crate) lease_void_term: Option<Term>,
+    /// Leader removed by a committed change: the commit index that must reach the new
+    /// voters before it steps down, and per peer the first heartbeat round carrying it.
+    pub(crate) removal_commit: Option<LogIndex>,
+    pub(crate) removal_rounds: BTreeMap<NodeId, u64>,
     pub(crate) reads: ReadOnly,
     /// The latest snapshot, sent to peers that need entries already compacted.
     pub(crate) snapshot: Option<Snapshot>,
@@ -119,6 +125,9 @@ impl Raft {
             ticks: 0,
             transferee: None,
             transfer_elapsed: 0,
+            lease_void_term: None,
+            removal_commit: None,
+            removal_rounds: BTreeMap::new(),
             reads: ReadOnly::default(),
             snapshot,
             incoming_snapshot: None,
@@ -215,6 +224,8 @@ impl Raft {
         self.votes.clear();
         self.self_vote_pending = None;
         self.transferee = None;
+        self.removal_commit = None;
+        self.removal_rounds.clear();
         self.progress.clear();
         self.reads.clear();
         self.broadcast_pending = false;

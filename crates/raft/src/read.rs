@@ -68,6 +68,11 @@ impl ReadOnly {
         self.round
     }
 
+    /// Asks for a heartbeat round at the next ready.
+    pub(crate) fn want_round(&mut self) {
+        self.round_wanted = true;
+    }
+
     pub(crate) fn first_commit_in_term(&mut self, own_term: bool) {
         if own_term {
             self.committed_in_term = true;
@@ -101,7 +106,10 @@ impl Raft {
             return Ok(());
         }
         let index = self.log.committed();
-        if self.cfg.read_mode == ReadMode::Lease && self.ticks < self.reads.lease_until {
+        if self.cfg.read_mode == ReadMode::Lease
+            && self.ticks < self.reads.lease_until
+            && self.lease_void_term != Some(self.term)
+        {
             self.release_read(ctx, from, index);
             return Ok(());
         }
@@ -152,6 +160,12 @@ impl Raft {
         }
         let acked = self.reads.acks.entry(from).or_insert(0);
         *acked = (*acked).max(round);
+        if self.removal_commit.is_some() {
+            self.maybe_finish_removal();
+            if self.role != Role::Leader {
+                return;
+            }
+        }
         let own = self.reads.round;
         let acks = &self.reads.acks;
         let id = self.id;
@@ -177,6 +191,23 @@ impl Raft {
         {
             let r = self.reads.pending.pop_front().expect("front exists");
             self.release_read(r.ctx, r.from, r.index);
+        }
+    }
+}
+
+impl Raft {
+    /// A removed leader steps down once a quorum of the new voters acknowledged a
+    /// heartbeat that carried the commit index of its removal.
+    fn maybe_finish_removal(&mut self) {
+        let rounds = &self.removal_rounds;
+        let acks = &self.reads.acks;
+        let learned = |p: NodeId| {
+            rounds
+                .get(&p)
+                .is_some_and(|&r| acks.get(&p).is_some_and(|&a| a >= r))
+        };
+        if self.membership.has_quorum(learned) {
+            self.become_follower(self.term, None);
         }
     }
 }

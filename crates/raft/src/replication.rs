@@ -74,6 +74,9 @@ impl Raft {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { hint: self.leader });
         }
+        if self.removal_commit.is_some() {
+            return Err(ProposeError::NotLeader { hint: None });
+        }
         if self.transferee.is_some() {
             return Err(ProposeError::TransferInProgress);
         }
@@ -124,7 +127,10 @@ impl Raft {
                     pr.recent_active = p == id;
                 }
             }
-            if self.transferee.is_some() {
+        }
+        if self.transferee.is_some() {
+            self.transfer_elapsed += 1;
+            if self.transfer_elapsed >= self.cfg.election_ticks {
                 // The transfer did not complete within an election timeout: abort.
                 self.transferee = None;
             }
@@ -172,7 +178,7 @@ impl Raft {
                     .get(&to)
                     .is_some_and(|p| p.matched == self.log.last_index())
                 {
-                    self.send(to, Body::TimeoutNow);
+                    self.send_timeout_now(to);
                 }
             }
         }
@@ -295,6 +301,9 @@ impl Raft {
             if let Some(pr) = self.progress.get_mut(&p) {
                 pr.commit_sent = pr.commit_sent.max(commit);
             }
+            if self.removal_commit.is_some_and(|c| commit >= c) {
+                self.removal_rounds.entry(p).or_insert(round);
+            }
             self.send(
                 p,
                 Body::Heartbeat {
@@ -355,8 +364,15 @@ impl Raft {
             });
         }
         if !self.membership.is_voter(self.id) {
-            // Removed leaders step down once their removal is committed (thesis §4.2.2).
-            self.become_follower(self.term, None);
+            // Thesis §4.2.2: a removed leader steps down — but only once a quorum of the
+            // new voters has learned that the removal committed. Stepping down at once
+            // would leave them joint (the change takes effect at commit), needing the
+            // removed nodes' votes forever. Until then it refuses proposals and keeps
+            // sending the commit index.
+            if self.removal_commit.is_none() {
+                self.removal_commit = Some(self.log.committed());
+                self.reads.want_round();
+            }
             return;
         }
         self.maybe_leave_joint();
@@ -592,7 +608,7 @@ impl Raft {
                             .get(&from)
                             .is_some_and(|p| p.matched == self.log.last_index())
                     {
-                        self.send(from, Body::TimeoutNow);
+                        self.send_timeout_now(from);
                     }
                 }
                 self.send_appends(from, false);
