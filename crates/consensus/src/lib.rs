@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod codec;
 mod engine;
 mod membership;
 mod rng;

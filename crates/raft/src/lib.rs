@@ -30,6 +30,7 @@ mod raft;
 mod read;
 mod replication;
 mod validate;
+pub mod wire;
 
 pub use config::{Config, FaultKnobs, ReadMode};
 pub use message::{Body, Message};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::{BufMut, Bytes};
 use consensus::{Entry, HardState, LogIndex, Recovered, Snapshot, Term};
 
-use crate::codec::{get_entry, get_hard_state, put_entry, put_hard_state, Reader};
+use consensus::codec::{get_entry, get_hard_state, put_entry, put_hard_state, Reader};
 use crate::snapshot;
 use crate::{FsyncPolicy, StorageError};
 

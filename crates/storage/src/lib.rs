@@ -27,7 +27,6 @@
 
 #![warn(missing_docs)]
 
-mod codec;
 mod engine;
 mod snapshot;
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use consensus::{Snapshot, SnapshotMeta};
 
-use crate::codec::{get_snapshot_meta, put_bytes, put_snapshot_meta, Reader};
+use consensus::codec::{get_snapshot_meta, put_bytes, put_snapshot_meta, Reader};
 use crate::StorageError;
 
 const MAGIC: &[u8; 8] = b"HAKVSNAP";

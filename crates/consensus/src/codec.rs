@@ -1,47 +1,64 @@
-//! Binary encodings of the engine's records. Little-endian, length-prefixed byte
-//! strings; decoding never panics and never trusts a length it cannot satisfy.
+//! Binary encodings of the shared types, used by the write-ahead log and the wire
+//! formats: little-endian integers, `u32`-length-prefixed byte strings. Decoding never
+//! panics and never trusts a length it cannot satisfy; callers add a version byte and
+//! a CRC32C around whole records.
 
 use bytes::{Buf, BufMut, Bytes};
-use consensus::{
+
+use crate::{
     ConfigChange, Entry, HardState, LogIndex, MemberChange, Membership, NodeId, Payload,
     SnapshotMeta, Term,
 };
 
-/// Input that does not decode.
+/// Input that does not decode; says what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub &'static str);
 
-pub(crate) struct Reader {
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A cursor over bytes being decoded; every read checks the length first.
+pub struct Reader {
     buf: Bytes,
 }
 
 impl Reader {
-    pub(crate) fn new(buf: Bytes) -> Self {
+    /// Reads from `buf`.
+    pub fn new(buf: Bytes) -> Self {
         Reader { buf }
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
         if self.buf.remaining() < 1 {
             return Err(DecodeError("truncated u8"));
         }
         Ok(self.buf.get_u8())
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+    /// A little-endian u32.
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
         if self.buf.remaining() < 4 {
             return Err(DecodeError("truncated u32"));
         }
         Ok(self.buf.get_u32_le())
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+    /// A little-endian u64.
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
         if self.buf.remaining() < 8 {
             return Err(DecodeError("truncated u64"));
         }
         Ok(self.buf.get_u64_le())
     }
 
-    pub(crate) fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+    /// A u32-length-prefixed byte string, zero-copy.
+    pub fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let n = self.u32()? as usize;
         if self.buf.remaining() < n {
             return Err(DecodeError("truncated bytes"));
@@ -49,12 +66,14 @@ impl Reader {
         Ok(self.buf.split_to(n))
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// True when everything was consumed.
+    pub fn is_empty(&self) -> bool {
         !self.buf.has_remaining()
     }
 }
 
-pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+/// Appends a u32-length-prefixed byte string.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
     out.put_slice(b);
 }
@@ -74,13 +93,15 @@ fn get_ids(r: &mut Reader) -> Result<std::collections::BTreeSet<NodeId>, DecodeE
     (0..n).map(|_| r.u64()).collect()
 }
 
-pub(crate) fn put_membership(out: &mut Vec<u8>, m: &Membership) {
+/// Appends a membership.
+pub fn put_membership(out: &mut Vec<u8>, m: &Membership) {
     put_ids(out, &m.voters);
     put_ids(out, &m.voters_outgoing);
     put_ids(out, &m.learners);
 }
 
-pub(crate) fn get_membership(r: &mut Reader) -> Result<Membership, DecodeError> {
+/// Reads a membership.
+pub fn get_membership(r: &mut Reader) -> Result<Membership, DecodeError> {
     Ok(Membership {
         voters: get_ids(r)?,
         voters_outgoing: get_ids(r)?,
@@ -88,7 +109,8 @@ pub(crate) fn get_membership(r: &mut Reader) -> Result<Membership, DecodeError> 
     })
 }
 
-pub(crate) fn put_entry(out: &mut Vec<u8>, e: &Entry) {
+/// Appends a log entry.
+pub fn put_entry(out: &mut Vec<u8>, e: &Entry) {
     out.put_u64_le(e.term.0);
     out.put_u64_le(e.index.0);
     match &e.payload {
@@ -114,7 +136,8 @@ pub(crate) fn put_entry(out: &mut Vec<u8>, e: &Entry) {
     }
 }
 
-pub(crate) fn get_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
+/// Reads a log entry.
+pub fn get_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
     let term = Term(r.u64()?);
     let index = LogIndex(r.u64()?);
     let payload = match r.u8()? {
@@ -148,13 +171,15 @@ pub(crate) fn get_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
     })
 }
 
-pub(crate) fn put_hard_state(out: &mut Vec<u8>, hs: &HardState) {
+/// Appends a hard state (vote 0 means none).
+pub fn put_hard_state(out: &mut Vec<u8>, hs: &HardState) {
     out.put_u64_le(hs.term.0);
     out.put_u64_le(hs.vote.unwrap_or(0));
     out.put_u64_le(hs.commit.0);
 }
 
-pub(crate) fn get_hard_state(r: &mut Reader) -> Result<HardState, DecodeError> {
+/// Reads a hard state.
+pub fn get_hard_state(r: &mut Reader) -> Result<HardState, DecodeError> {
     let term = Term(r.u64()?);
     let vote = match r.u64()? {
         0 => None,
@@ -167,13 +192,15 @@ pub(crate) fn get_hard_state(r: &mut Reader) -> Result<HardState, DecodeError> {
     })
 }
 
-pub(crate) fn put_snapshot_meta(out: &mut Vec<u8>, m: &SnapshotMeta) {
+/// Appends snapshot metadata.
+pub fn put_snapshot_meta(out: &mut Vec<u8>, m: &SnapshotMeta) {
     out.put_u64_le(m.index.0);
     out.put_u64_le(m.term.0);
     put_membership(out, &m.membership);
 }
 
-pub(crate) fn get_snapshot_meta(r: &mut Reader) -> Result<SnapshotMeta, DecodeError> {
+/// Reads snapshot metadata.
+pub fn get_snapshot_meta(r: &mut Reader) -> Result<SnapshotMeta, DecodeError> {
     Ok(SnapshotMeta {
         index: LogIndex(r.u64()?),
         term: Term(r.u64()?),
