@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use bytes::{BufMut, Bytes};
 use consensus::{Entry, HardState, LogIndex, Recovered, Snapshot, Term};
 
-use consensus::codec::{get_entry, get_hard_state, put_entry, put_hard_state, Reader};
 use crate::snapshot;
 use crate::{FsyncPolicy, StorageError};
+use consensus::codec::{get_entry, get_hard_state, put_entry, put_hard_state, Reader};
 
 const SEGMENT_MAGIC: &[u8; 8] = b"HAKVWAL\0";
 const SEGMENT_VERSION: u8 = 1;

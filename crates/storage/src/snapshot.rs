@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use consensus::{Snapshot, SnapshotMeta};
 
-use consensus::codec::{get_snapshot_meta, put_bytes, put_snapshot_meta, Reader};
 use crate::StorageError;
+use consensus::codec::{get_snapshot_meta, put_bytes, put_snapshot_meta, Reader};
 
 const MAGIC: &[u8; 8] = b"HAKVSNAP";
 const VERSION: u8 = 1;
