@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use consensus::{NodeId, Rng};
+use consensus::{LogIndex, NodeId, Rng, Term};
 use kv::{Command, Response};
 use lincheck::kv::{KvInput, KvOutput};
 use lincheck::Operation;
@@ -86,6 +86,8 @@ impl Client {
 #[derive(Debug, Default)]
 pub struct Recorder {
     ops: Vec<Option<Operation<KvInput, KvOutput>>>,
+    /// Where each write was proposed, once a leader accepted it.
+    slots: Vec<Option<(LogIndex, Term)>>,
 }
 
 fn to_input(c: &Command) -> KvInput {
@@ -117,7 +119,48 @@ impl Recorder {
             to_input(command),
             now,
         )));
+        self.slots.push(None);
         self.ops.len() - 1
+    }
+
+    /// A leader accepted the write at `index` in `term`.
+    pub fn proposed_at(&mut self, slot: usize, index: LogIndex, term: Term) {
+        self.slots[slot] = Some((index, term));
+    }
+
+    /// Settles writes whose outcome the client never learned, using what the
+    /// simulator saw applied at each log slot:
+    /// - a write whose slot holds another entry (or nothing, by the end of the run) did
+    ///   not take effect: it imposes nothing and is dropped;
+    /// - a write that was applied gets the output the state machine computed for it
+    ///   and returns when its slot was first applied anywhere. Its linearization point
+    ///   (the commit) precedes that moment, so the interval still contains it; and a
+    ///   known output and a finite interval keep the checker's search small.
+    ///
+    /// Returns how many were dropped.
+    pub fn settle_with(
+        &mut self,
+        applied: impl Fn(LogIndex) -> Option<(Term, Option<KvOutput>, u64)>,
+    ) -> usize {
+        let mut dropped = 0;
+        for (op, slot) in self.ops.iter_mut().zip(&self.slots) {
+            let open = op.as_ref().is_some_and(|o| o.ret.is_none());
+            let (true, Some((index, term))) = (open, slot) else {
+                continue;
+            };
+            match applied(*index) {
+                Some((t, output, at)) if t == *term => {
+                    if let (Some(o), Some(output)) = (op.as_mut(), output) {
+                        o.ret = Some((at.max(o.call), output));
+                    }
+                }
+                _ => {
+                    *op = None;
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
     }
 
     /// Records a completion.

@@ -347,7 +347,7 @@ impl<E: SimEngine> Sim<E> {
     }
 
     /// Final checks: liveness held, replicas converged, the history is linearizable.
-    pub(crate) fn finish(self) -> Result<Report, Failure> {
+    pub(crate) fn finish(mut self) -> Result<Report, Failure> {
         let Some(passed) = self.liveness.passed_at else {
             return Err(self.fail("liveness: the run ended before a command committed".into()));
         };
@@ -376,6 +376,8 @@ impl<E: SimEngine> Sim<E> {
                 }
             }
         }
+        let outcomes = &self.outcomes;
+        self.history.settle_with(|i| outcomes.get(&i).cloned());
         let ops = self.history.operations();
         let verdict = Checker::new().check(&KvModel, &ops);
         let lincheck_unknown = match verdict {

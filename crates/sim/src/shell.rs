@@ -164,6 +164,13 @@ impl<E: SimEngine> Sim<E> {
                 Payload::Command(cmd) => Some(n.kv.apply(cmd.clone())),
                 Payload::Noop | Payload::Config(_) => None,
             };
+            if let Some(r) = &response {
+                let now = self.now;
+                self.outcomes
+                    .entry(e.index)
+                    .or_insert_with(|| (e.term, crate::client::to_output(r), now));
+            }
+            let n = self.nodes.get_mut(&id).expect("node exists");
             if let Some((term, w)) = n.proposals.remove(&e.index) {
                 if term == e.term {
                     let out = response.as_ref().and_then(to_output_checked);

@@ -73,14 +73,19 @@ impl<E: SimEngine> Sim<E> {
             let ctx = self.next_ctx;
             engine.read_index(ctx).map(|()| {
                 n.reads.insert(ctx, (waiter, op.command.key().clone()));
+                None
             })
         } else {
             engine.propose(op.command.encode()).map(|p| {
                 n.proposals.insert(p.index, (p.term, waiter));
+                Some(p)
             })
         };
         match result {
-            Ok(()) => {
+            Ok(proposed) => {
+                if let Some(p) = proposed {
+                    self.history.proposed_at(op.hist, p.index, p.term);
+                }
                 if let Some(cur) = self.clients[c].current.as_mut() {
                     cur.accepted = true;
                 }

@@ -227,6 +227,9 @@ pub struct Sim<E: SimEngine> {
     pub(crate) trace: Vec<String>,
     pub(crate) liveness: Liveness,
     pub(crate) next_ctx: u64,
+    /// The response computed for each applied command and when it was first applied,
+    /// by slot (the same on every replica); settles writes whose replies were lost.
+    pub(crate) outcomes: BTreeMap<LogIndex, (consensus::Term, Option<lincheck::kv::KvOutput>, u64)>,
 }
 
 impl<E: SimEngine> Sim<E> {
@@ -271,6 +274,7 @@ impl<E: SimEngine> Sim<E> {
             trace: Vec::new(),
             liveness: Liveness::default(),
             next_ctx: 0,
+            outcomes: BTreeMap::new(),
             cfg,
         }
     }
