@@ -6,5 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod frame;
+pub mod front;
 pub mod replica;
 pub mod transport;

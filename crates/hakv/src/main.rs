@@ -1,0 +1,39 @@
+//! `hakv`: one binary for the server and its tools.
+//!
+//! ```text
+//! hakv up [--nodes 3] [--dir ./hakv-data] [--port 7001]    a local cluster, one process per node
+//! hakv server --id N --data-dir D --listen A --peer-listen P --cluster 1=A1/P1,2=A2/P2,…
+//! ```
+
+mod server;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hakv",
+    version,
+    about = "A highly available, strongly consistent key-value store (Redis protocol)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start a local cluster: every node its own process on 127.0.0.1.
+    Up(up::UpArgs),
+    /// Run one node.
+    Server(server::ServerArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Cmd::Up(a) => up::run(a),
+        Cmd::Server(a) => server::run(a),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,197 @@
+//! `hakv server`: one node — peer transport, replica, Redis-protocol front.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use node::front::{self, FrontConfig};
+use node::replica::{Replica, ReplicaConfig};
+use node::transport::{Transport, TransportConfig};
+
+/// Flags of `hakv server`.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// This node's id (non-zero, listed in --cluster).
+    #[arg(long)]
+    pub id: u64,
+    /// Directory for the log and snapshots.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address for Redis clients.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Address for peer traffic.
+    #[arg(long)]
+    pub peer_listen: SocketAddr,
+    /// Every node: `id=client_addr/peer_addr`, comma-separated (the founding voters).
+    #[arg(long, value_parser = parse_cluster)]
+    pub cluster: BTreeMap<u64, (SocketAddr, SocketAddr)>,
+    /// Milliseconds per consensus tick (election timeout is 10 ticks, heartbeat 2).
+    #[arg(long, default_value_t = 20)]
+    pub tick_ms: u64,
+    /// DANGEROUS: never fsync. Acknowledged writes can be lost on power failure and
+    /// Raft's safety no longer holds. For throwaway benchmarks only.
+    #[arg(long)]
+    pub unsafe_no_fsync: bool,
+}
+
+/// Parses `1=127.0.0.1:7001/127.0.0.1:17001,2=…`.
+pub fn parse_cluster(s: &str) -> Result<BTreeMap<u64, (SocketAddr, SocketAddr)>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (id, addrs) = part
+            .split_once('=')
+            .ok_or_else(|| format!("'{part}': expected id=client_addr/peer_addr"))?;
+        let id: u64 = id.parse().map_err(|_| format!("'{id}' is not a node id"))?;
+        if id == 0 {
+            return Err("node id 0 is reserved".into());
+        }
+        let (c, p) = addrs
+            .split_once('/')
+            .ok_or_else(|| format!("'{addrs}': expected client_addr/peer_addr"))?;
+        let c = c.parse().map_err(|e| format!("'{c}': {e}"))?;
+        let p = p.parse().map_err(|e| format!("'{p}': {e}"))?;
+        if out.insert(id, (c, p)).is_some() {
+            return Err(format!("node {id} listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("the cluster lists no nodes".into());
+    }
+    Ok(out)
+}
+
+/// Runs the node until SIGINT or SIGTERM; returns the exit code.
+pub fn run(args: ServerArgs) -> i32 {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    if !args.cluster.contains_key(&args.id) {
+        eprintln!("error: node {} is not listed in --cluster", args.id);
+        return 2;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: ServerArgs) -> i32 {
+    let node = args.id;
+    let (transport, incoming) =
+        match Transport::bind(TransportConfig::new(node), args.peer_listen).await {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen for peers on {}: {e}",
+                    args.peer_listen
+                );
+                return 1;
+            }
+        };
+    for (&id, &(_, peer)) in &args.cluster {
+        if id != node {
+            transport.add_peer(id, peer);
+        }
+    }
+    let transport = Arc::new(transport);
+    let mut raft = raft::Config::new(node);
+    raft.seed = node ^ std::process::id() as u64;
+    let cfg = ReplicaConfig {
+        group: 1,
+        bootstrap_voters: args.cluster.keys().copied().collect(),
+        data_dir: args.data_dir.clone(),
+        tick: Duration::from_millis(args.tick_ms),
+        compact_every: 10_000,
+        raft,
+        request_timeout: Duration::from_secs(10),
+        storage: storage::Options {
+            fsync: if args.unsafe_no_fsync {
+                storage::FsyncPolicy::Never
+            } else {
+                storage::FsyncPolicy::Always
+            },
+            ..Default::default()
+        },
+    };
+    let replica = match Replica::start(cfg, transport.clone(), incoming) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!(
+                "error: node {node} cannot open its data in {}: {e}",
+                args.data_dir.display()
+            );
+            return 1;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen for clients on {}: {e}", args.listen);
+            return 1;
+        }
+    };
+    let front_cfg = Arc::new(FrontConfig {
+        node_id: node,
+        fronts: args.cluster.iter().map(|(&id, &(c, _))| (id, c)).collect(),
+        limits: resp::Limits::default(),
+    });
+    tracing::info!(node, clients = %args.listen, peers = %args.peer_listen, "node started");
+    let front = tokio::spawn(front::serve(listener, replica.clone(), front_cfg));
+    wait_for_signal().await;
+    tracing::info!(node, "stopping");
+    front.abort();
+    drop(replica);
+    0
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cluster;
+
+    #[test]
+    fn cluster_flags_parse_and_bad_ones_say_why() {
+        let c = parse_cluster("1=127.0.0.1:7001/127.0.0.1:17001,2=127.0.0.1:7002/127.0.0.1:17002")
+            .unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(parse_cluster("").unwrap_err().contains("no nodes"));
+        assert!(parse_cluster("x=1/2")
+            .unwrap_err()
+            .contains("not a node id"));
+        assert!(parse_cluster("1=127.0.0.1:1")
+            .unwrap_err()
+            .contains("client_addr/peer_addr"));
+        assert!(parse_cluster("1=a/b").is_err());
+        assert!(parse_cluster("0=127.0.0.1:1/127.0.0.1:2")
+            .unwrap_err()
+            .contains("reserved"));
+    }
+}

@@ -1,0 +1,146 @@
+//! `hakv up` as a user meets it: real processes, real TCP, a real Redis client.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts `hakv up` and waits for its "ready" line.
+fn up(dir: &std::path::Path, port: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args(["up", "--nodes", "3", "--port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("hakv up starts");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("up: {line}");
+            if line.starts_with("ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("cluster ready within 60 s");
+    child
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc_kill(child.id() as i32, 15);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "hakv up exits cleanly on SIGTERM: {status}"
+            );
+            return;
+        }
+        assert!(Instant::now() < deadline, "hakv up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn client(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connects")
+}
+
+fn base_port() -> u16 {
+    20_000 + (std::process::id() % 4_000) as u16 * 3
+}
+
+#[test]
+fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
+    let dir = std::env::temp_dir().join(format!("hakv-up-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = base_port();
+    let cluster = up(&dir, port);
+    let json = std::fs::read_to_string(dir.join("cluster.json")).unwrap();
+    assert_eq!(
+        json.matches("\"pid\"").count(),
+        3,
+        "cluster.json lists every node: {json}"
+    );
+
+    // Every node accepts writes (followers forward one hop) and serves linearizable reads.
+    for (i, p) in [port, port + 1, port + 2].into_iter().enumerate() {
+        let mut c = client(p);
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+        let _: () = redis::cmd("SET")
+            .arg(format!("key{i}"))
+            .arg(format!("value{i}"))
+            .query(&mut c)
+            .unwrap();
+    }
+    for p in [port, port + 1, port + 2] {
+        let mut c = client(p);
+        let vals: Vec<Option<String>> = redis::cmd("MGET")
+            .arg("key0")
+            .arg("key1")
+            .arg("key2")
+            .arg("missing")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(
+            vals,
+            vec![
+                Some("value0".into()),
+                Some("value1".into()),
+                Some("value2".into()),
+                None
+            ]
+        );
+    }
+    let mut c = client(port + 1);
+    let first: bool = redis::cmd("SETNX")
+        .arg("once")
+        .arg("a")
+        .query(&mut c)
+        .unwrap();
+    let second: bool = redis::cmd("SETNX")
+        .arg("once")
+        .arg("b")
+        .query(&mut c)
+        .unwrap();
+    assert!(first && !second);
+    let deleted: i64 = redis::cmd("DEL")
+        .arg("key0")
+        .arg("nope")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let err = redis::cmd("NOSUCHCOMMAND")
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown command"), "{err}");
+    drop(c);
+
+    // Stop everything; start again on the same directory: the data is back.
+    stop(cluster);
+    let cluster = up(&dir, port);
+    let mut c = client(port + 2);
+    let once: String = redis::cmd("GET").arg("once").query(&mut c).unwrap();
+    assert_eq!(once, "a");
+    let gone: Option<String> = redis::cmd("GET").arg("key0").query(&mut c).unwrap();
+    assert_eq!(gone, None);
+    let kept: String = redis::cmd("GET").arg("key2").query(&mut c).unwrap();
+    assert_eq!(kept, "value2");
+    stop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
