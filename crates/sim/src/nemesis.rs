@@ -204,11 +204,7 @@ impl<E: SimEngine> Sim<E> {
         let Some(changes) = self.rng.pick(&options).cloned() else {
             return Ok(());
         };
-        let engine = self
-            .nodes
-            .get_mut(&leader)
-            .and_then(|n| n.engine.as_mut())
-            .expect("up");
+        let engine = self.engine_mut(leader);
         if engine
             .change_config(ConfigChange::Apply(changes.clone()))
             .is_ok()
@@ -236,11 +232,7 @@ impl<E: SimEngine> Sim<E> {
         let Some(&to) = self.rng.pick(&voters) else {
             return Ok(());
         };
-        let engine = self
-            .nodes
-            .get_mut(&leader)
-            .and_then(|n| n.engine.as_mut())
-            .expect("up");
+        let engine = self.engine_mut(leader);
         if engine.transfer_leadership(to).is_ok() {
             self.stats.transfers += 1;
             self.note(|| format!("leader {leader} transfers to {to}"));
@@ -317,11 +309,7 @@ impl<E: SimEngine> Sim<E> {
                     key: Bytes::from_static(PROBE_KEY.as_bytes()),
                     value: Bytes::from(self.now.to_string()),
                 };
-                let engine = self
-                    .nodes
-                    .get_mut(&leader)
-                    .and_then(|n| n.engine.as_mut())
-                    .expect("up");
+                let engine = self.engine_mut(leader);
                 if let Ok(p) = engine.propose(cmd.encode()) {
                     self.liveness.probe = Some((leader, p.index, p.term));
                     self.drive(leader)?;

@@ -279,6 +279,14 @@ impl<E: SimEngine> Sim<E> {
         }
     }
 
+    /// The running engine of node `id`; panics if it is down (callers check first).
+    pub(crate) fn engine_mut(&mut self, id: NodeId) -> &mut E {
+        self.nodes
+            .get_mut(&id)
+            .and_then(|n| n.engine.as_mut())
+            .expect("node is up")
+    }
+
     pub(crate) fn schedule(&mut self, delay_us: u64, event: Event<E::Message>) {
         self.seq += 1;
         self.queue.push(Reverse(Scheduled {
@@ -367,11 +375,7 @@ impl<E: SimEngine> Sim<E> {
                     let line = format!("{from}→{to} {msg:?}");
                     self.note(|| line);
                 }
-                let engine = self
-                    .nodes
-                    .get_mut(&to)
-                    .and_then(|n| n.engine.as_mut())
-                    .expect("up");
+                let engine = self.engine_mut(to);
                 engine
                     .step(from, msg)
                     .map_err(|e| format!("node {to} refused a message from {from}: {e}"))?;

@@ -140,15 +140,20 @@ impl Net {
         self.flush_readies();
         let batch: Vec<_> = self.queue.drain(..).collect();
         for (from, to, msg) in batch {
-            if self.cut.contains(&(from, to)) || !self.nodes.contains_key(&to) {
-                continue;
-            }
-            self.delivered.push((from, to, msg.body.kind()));
-            self.get_mut(to)
-                .step(from, msg)
-                .expect("well-formed message");
+            self.deliver(from, to, msg);
         }
         self.flush_readies();
+    }
+
+    /// Delivers one message unless its link is cut or its recipient is gone.
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        if self.cut.contains(&(from, to)) || !self.nodes.contains_key(&to) {
+            return;
+        }
+        self.delivered.push((from, to, msg.body.kind()));
+        self.get_mut(to)
+            .step(from, msg)
+            .expect("well-formed message");
     }
 
     /// Cuts the links between `a` and `b`, both ways.
@@ -167,13 +172,7 @@ impl Net {
                 }
                 continue;
             };
-            if self.cut.contains(&(from, to)) || !self.nodes.contains_key(&to) {
-                continue;
-            }
-            self.delivered.push((from, to, msg.body.kind()));
-            self.get_mut(to)
-                .step(from, msg)
-                .expect("well-formed message");
+            self.deliver(from, to, msg);
         }
         panic!("network did not settle");
     }
