@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! hakv up [--nodes 3] [--dir ./hakv-data] [--port 7001]    a local cluster, one process per node
+//! hakv ctl status [--dir ./hakv-data]                     every node's role, term, leader, log
 //! hakv server --id N --data-dir D --listen A --peer-listen P --cluster 1=A1/P1,2=A2/P2,…
 //! ```
 
+mod ctl;
 mod server;
 mod up;
 
@@ -27,6 +29,8 @@ enum Cmd {
     Up(up::UpArgs),
     /// Run one node.
     Server(server::ServerArgs),
+    /// Operator commands.
+    Ctl(ctl::CtlArgs),
 }
 
 fn main() {
@@ -34,6 +38,7 @@ fn main() {
     let code = match cli.command {
         Cmd::Up(a) => up::run(a),
         Cmd::Server(a) => server::run(a),
+        Cmd::Ctl(a) => ctl::run(a),
     };
     std::process::exit(code);
 }

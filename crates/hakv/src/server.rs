@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// Every node: `id=client_addr/peer_addr`, comma-separated (the founding voters).
     #[arg(long, value_parser = parse_cluster)]
     pub cluster: BTreeMap<u64, (SocketAddr, SocketAddr)>,
+    /// Address for the operator HTTP endpoint (/health, /status, /metrics).
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
     /// Milliseconds per consensus tick (election timeout is 10 ticks, heartbeat 2).
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
@@ -150,11 +153,31 @@ async fn serve(args: ServerArgs) -> i32 {
         fronts: args.cluster.iter().map(|(&id, &(c, _))| (id, c)).collect(),
         limits: resp::Limits::default(),
     });
-    tracing::info!(node, clients = %args.listen, peers = %args.peer_listen, "node started");
+    let http = match args.http {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let observed = Arc::new(node::http::Observed {
+                    node_id: node,
+                    replica: replica.clone(),
+                    transport: transport.clone(),
+                });
+                Some(tokio::spawn(node::http::serve(l, observed)))
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen for HTTP on {addr}: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    tracing::info!(node, clients = %args.listen, peers = %args.peer_listen, http = ?args.http, "node started");
     let front = tokio::spawn(front::serve(listener, replica.clone(), front_cfg));
     wait_for_signal().await;
     tracing::info!(node, "stopping");
     front.abort();
+    if let Some(h) = http {
+        h.abort();
+    }
     drop(replica);
     0
 }

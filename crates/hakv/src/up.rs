@@ -20,7 +20,8 @@ pub struct UpArgs {
     /// Where the nodes keep their data; running again on it brings the data back.
     #[arg(long, default_value = "./hakv-data")]
     pub dir: PathBuf,
-    /// Client port of node 1; node i listens on port+i-1, its peer port is that +10000.
+    /// Client port of node 1; node i listens on port+i-1, its peer port is that
+    /// +10000 and its HTTP port (/health, /status, /metrics) +20000.
     #[arg(long, default_value_t = 7001)]
     pub port: u16,
     /// Milliseconds per consensus tick.
@@ -47,7 +48,7 @@ pub fn run(a: UpArgs) -> i32 {
         eprintln!("error: --nodes must be between 1 and 99");
         return 2;
     }
-    if a.port as u32 + a.nodes as u32 + 10_000 > 65_535 || a.port == 0 {
+    if a.port as u32 + a.nodes as u32 + 20_000 > 65_535 || a.port == 0 {
         eprintln!(
             "error: --port {} leaves no room for {} client and peer ports",
             a.port, a.nodes
@@ -69,6 +70,18 @@ pub fn run(a: UpArgs) -> i32 {
     let ids: Vec<u16> = (1..=a.nodes).collect();
     let client = |i: u16| addr(a.port as u32 + i as u32 - 1);
     let peer = |i: u16| addr(a.port as u32 + i as u32 - 1 + 10_000);
+    let http = |i: u16| addr(a.port as u32 + i as u32 - 1 + 20_000);
+    // Refuse to start over another cluster: every port must be free now.
+    for &i in &ids {
+        for a in [client(i), peer(i), http(i)] {
+            if let Err(e) = std::net::TcpListener::bind(a) {
+                eprintln!(
+                    "error: {a} is not free ({e}); is another cluster running? pick another --port"
+                );
+                return 1;
+            }
+        }
+    }
     let cluster: Vec<String> = ids
         .iter()
         .map(|&i| format!("{i}={}/{}", client(i), peer(i)))
@@ -99,6 +112,7 @@ pub fn run(a: UpArgs) -> i32 {
             .arg(a.dir.join(format!("node-{i}")))
             .args(["--listen", &client(i).to_string()])
             .args(["--peer-listen", &peer(i).to_string()])
+            .args(["--http", &http(i).to_string()])
             .args(["--cluster", &cluster])
             .args(["--tick-ms", &a.tick_ms.to_string()])
             .stdin(Stdio::null())
@@ -119,7 +133,7 @@ pub fn run(a: UpArgs) -> i32 {
             }
         }
     }
-    if let Err(e) = write_cluster_json(&a, &procs, peer) {
+    if let Err(e) = write_cluster_json(&a, &procs, peer, http) {
         eprintln!(
             "error: cannot write {}: {e}",
             a.dir.join("cluster.json").display()
@@ -142,10 +156,11 @@ pub fn run(a: UpArgs) -> i32 {
             );
             return 1;
         }
-        if let Some(l) = procs
-            .iter()
-            .find(|p| !p.exited && role(p.client).as_deref() == Some("master"))
-        {
+        // The answer must come from our own child, not from whatever owns the port.
+        if let Some(l) = procs.iter().find(|p| {
+            !p.exited
+                && info(p.client).is_some_and(|i| i.role == "master" && i.pid == Some(p.child.id()))
+        }) {
             break l.id;
         }
         if started.elapsed() > Duration::from_secs(30) {
@@ -235,6 +250,7 @@ fn write_cluster_json(
     a: &UpArgs,
     procs: &[NodeProc],
     peer: impl Fn(u16) -> SocketAddr,
+    http: impl Fn(u16) -> SocketAddr,
 ) -> std::io::Result<()> {
     let nodes: Vec<serde_json::Value> = procs
         .iter()
@@ -244,6 +260,7 @@ fn write_cluster_json(
                 "pid": p.child.id(),
                 "resp": p.client.to_string(),
                 "peer": peer(p.id).to_string(),
+                "http": http(p.id).to_string(),
                 "data_dir": a.dir.join(format!("node-{}", p.id)),
                 "log": a.dir.join(format!("node-{}.log", p.id)),
             })
@@ -257,12 +274,16 @@ fn write_cluster_json(
     fs::rename(tmp, a.dir.join("cluster.json"))
 }
 
-/// The `role:` line of a node's INFO, if it answers.
-fn role(addr: SocketAddr) -> Option<String> {
+struct Info {
+    role: String,
+    pid: Option<u32>,
+}
+
+/// The `role:` and `process_id:` lines of a node's INFO, if it answers.
+fn info(addr: SocketAddr) -> Option<Info> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    s.write_all(b"*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n")
-        .ok()?;
+    s.write_all(b"*1\r\n$4\r\nINFO\r\n").ok()?;
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -270,9 +291,14 @@ fn role(addr: SocketAddr) -> Option<String> {
             resp::parse_frame(&mut buf, &resp::Limits::default())
         {
             let text = String::from_utf8_lossy(&text).into_owned();
-            return text
-                .lines()
-                .find_map(|l| l.strip_prefix("role:").map(|r| r.trim().to_string()));
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k).map(|r| r.trim().to_string()))
+            };
+            return Some(Info {
+                role: field("role:")?,
+                pid: field("process_id:").and_then(|p| p.parse().ok()),
+            });
         }
         let n = s.read(&mut chunk).ok()?;
         if n == 0 {

@@ -131,6 +131,36 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
     assert!(err.to_string().contains("unknown command"), "{err}");
     drop(c);
 
+    // The operator view: every node reachable, exactly one leader.
+    let out = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args(["ctl", "status", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    let roles: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    let ok = out.status.success()
+        && roles.iter().filter(|&&r| r == "leader").count() == 1
+        && roles.iter().filter(|&&r| r == "follower").count() == 2;
+    // Starting a second cluster on the same ports is refused, not silently confused.
+    let clash = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args(["up", "--port", &port.to_string(), "--dir"])
+        .arg(dir.join("other"))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let refused =
+        !clash.status.success() && String::from_utf8_lossy(&clash.stderr).contains("not free");
+    if !ok || !refused {
+        stop(cluster);
+        panic!("ctl status ok: {ok} ({text}); second cluster refused: {refused}");
+    }
+
     // Stop everything; start again on the same directory: the data is back.
     stop(cluster);
     let cluster = up(&dir, port);

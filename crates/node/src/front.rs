@@ -384,9 +384,10 @@ fn client(a: &[Bytes], conn: &mut Conn) -> Frame {
 
 async fn info(replica: &Replica, cfg: &FrontConfig) -> Frame {
     let mut text = format!(
-        "# Server\r\nredis_version:7.2.0\r\nhakv_version:{}\r\nhakv_node_id:{}\r\n",
+        "# Server\r\nredis_version:7.2.0\r\nhakv_version:{}\r\nhakv_node_id:{}\r\nprocess_id:{}\r\n",
         env!("CARGO_PKG_VERSION"),
-        cfg.node_id
+        cfg.node_id,
+        std::process::id()
     );
     if let Ok(s) = replica.status().await {
         let role = if s.role == consensus::Role::Leader {

@@ -7,5 +7,6 @@
 
 pub mod frame;
 pub mod front;
+pub mod http;
 pub mod replica;
 pub mod transport;

@@ -1,0 +1,214 @@
+//! The node's HTTP endpoint for operators: `/health`, `/status` (JSON) and
+//! `/metrics` (Prometheus text). Deliberately tiny: GET only, one request per
+//! connection, no keep-alive.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use consensus::{ReplicationState, Role, Status};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::replica::Replica;
+use crate::transport::Transport;
+
+/// What the endpoint reports on.
+pub struct Observed {
+    /// This node.
+    pub node_id: u64,
+    /// The replica of group 1.
+    pub replica: Arc<Replica>,
+    /// The peer transport.
+    pub transport: Arc<Transport>,
+}
+
+/// Serves HTTP on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, observed: Arc<Observed>) {
+    loop {
+        if let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handle(stream, observed.clone()));
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    // Read the request head (bounded: 8 KiB, 2 s).
+    let read = async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(2), read).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (code, ctype, body) = if method != "GET" {
+        (405, "text/plain", "only GET is supported\n".to_string())
+    } else {
+        match path {
+            "/health" => match o.replica.status().await {
+                Ok(s) => (
+                    200,
+                    "text/plain",
+                    format!(
+                        "ok node={} role={:?} leader={}\n",
+                        o.node_id,
+                        s.role,
+                        s.leader.unwrap_or(0)
+                    ),
+                ),
+                Err(e) => (503, "text/plain", format!("unhealthy: {e}\n")),
+            },
+            "/status" => match o.replica.status().await {
+                Ok(s) => (
+                    200,
+                    "application/json",
+                    status_json(o.node_id, &s).to_string(),
+                ),
+                Err(e) => (
+                    503,
+                    "application/json",
+                    serde_json::json!({ "error": e.to_string() }).to_string(),
+                ),
+            },
+            "/metrics" => (200, "text/plain; version=0.0.4", metrics(&o).await),
+            _ => (
+                404,
+                "text/plain",
+                "not found: try /health, /status or /metrics\n".to_string(),
+            ),
+        }
+    };
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    let resp = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(resp.as_bytes()).await;
+}
+
+/// The JSON form of a replica's status (also what `hakv ctl status` reads).
+pub fn status_json(node_id: u64, s: &Status) -> serde_json::Value {
+    let peers: Vec<serde_json::Value> = s
+        .peers
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id,
+                "matched": p.matched.0,
+                "next": p.next.0,
+                "state": match p.state {
+                    ReplicationState::Probe => "probe",
+                    ReplicationState::Replicate => "replicate",
+                    ReplicationState::Snapshot => "snapshot",
+                },
+                "recently_active": p.recent_active,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "node": node_id,
+        "engine": "raft",
+        "group": 1,
+        "role": format!("{:?}", s.role).to_lowercase(),
+        "term": s.term.0,
+        "leader": s.leader,
+        "commit": s.commit.0,
+        "applied": s.applied.0,
+        "first_index": s.first_index.0,
+        "last_index": s.last_index.0,
+        "voters": s.membership.voters,
+        "learners": s.membership.learners,
+        "joint": s.membership.is_joint(),
+        "peers": peers,
+    })
+}
+
+async fn metrics(o: &Observed) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{}\",group=\"1\"}} {v}\n",
+            o.node_id
+        ));
+    };
+    if let Ok(s) = o.replica.status().await {
+        gauge("hakv_raft_term", "Current Raft term.", s.term.0);
+        gauge(
+            "hakv_raft_is_leader",
+            "1 if this node leads the group.",
+            (s.role == Role::Leader) as u64,
+        );
+        gauge(
+            "hakv_raft_commit_index",
+            "Highest log index known committed.",
+            s.commit.0,
+        );
+        gauge(
+            "hakv_raft_applied_index",
+            "Highest log index applied to the state machine.",
+            s.applied.0,
+        );
+        gauge("hakv_raft_last_index", "Last log index.", s.last_index.0);
+        gauge(
+            "hakv_raft_log_entries",
+            "Entries in the log after the snapshot.",
+            s.last_index.0 + 1 - s.first_index.0,
+        );
+    }
+    let t = o.transport.stats();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{node=\"{}\"}} {v}\n",
+            o.node_id
+        ));
+    };
+    counter(
+        "hakv_transport_frames_sent_total",
+        "Peer frames written to sockets.",
+        t.frames_sent.load(Ordering::Relaxed),
+    );
+    counter(
+        "hakv_transport_frames_received_total",
+        "Peer frames received.",
+        t.frames_received.load(Ordering::Relaxed),
+    );
+    counter(
+        "hakv_transport_frames_dropped_total",
+        "Peer frames dropped (full queue, unknown or broken peer).",
+        t.frames_dropped.load(Ordering::Relaxed),
+    );
+    counter(
+        "hakv_transport_connects_total",
+        "Peer connections established.",
+        t.connects.load(Ordering::Relaxed),
+    );
+    counter(
+        "hakv_transport_bad_frames_total",
+        "Connections closed for a damaged frame.",
+        t.bad_frames.load(Ordering::Relaxed),
+    );
+    counter(
+        "hakv_transport_writes_total",
+        "Socket writes (batches of frames).",
+        t.writes.load(Ordering::Relaxed),
+    );
+    out
+}
