@@ -60,6 +60,16 @@ fn client(port: u16) -> redis::Connection {
         .expect("connects")
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("HTTP port answers");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 fn base_port() -> u16 {
     20_000 + (std::process::id() % 4_000) as u16 * 3
 }
@@ -156,9 +166,19 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
         .unwrap();
     let refused =
         !clash.status.success() && String::from_utf8_lossy(&clash.stderr).contains("not free");
-    if !ok || !refused {
+    // Prometheus metrics from node 1's HTTP port (client port + 20000).
+    let metrics = http_get(port + 20_000, "/metrics");
+    let leaders: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hakv_raft_is_leader{"))
+        .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
+        .sum();
+    let has_metrics = metrics.contains("hakv_raft_commit_index{") && leaders <= 1;
+    if !ok || !refused || !has_metrics {
         stop(cluster);
-        panic!("ctl status ok: {ok} ({text}); second cluster refused: {refused}");
+        panic!(
+            "ctl status ok: {ok} ({text}); second cluster refused: {refused}; metrics: {metrics}"
+        );
     }
 
     // Stop everything; start again on the same directory: the data is back.

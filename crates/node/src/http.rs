@@ -141,74 +141,86 @@ pub fn status_json(node_id: u64, s: &Status) -> serde_json::Value {
     })
 }
 
+/// Appends one metric in the Prometheus text format.
+fn metric(out: &mut String, kind: &str, name: &str, help: &str, labels: &str, v: u64) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {v}\n"
+    ));
+}
+
 async fn metrics(o: &Observed) -> String {
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{}\",group=\"1\"}} {v}\n",
-            o.node_id
-        ));
-    };
+    let group = format!("node=\"{}\",group=\"1\"", o.node_id);
     if let Ok(s) = o.replica.status().await {
-        gauge("hakv_raft_term", "Current Raft term.", s.term.0);
-        gauge(
-            "hakv_raft_is_leader",
-            "1 if this node leads the group.",
-            (s.role == Role::Leader) as u64,
-        );
-        gauge(
-            "hakv_raft_commit_index",
-            "Highest log index known committed.",
-            s.commit.0,
-        );
-        gauge(
-            "hakv_raft_applied_index",
-            "Highest log index applied to the state machine.",
-            s.applied.0,
-        );
-        gauge("hakv_raft_last_index", "Last log index.", s.last_index.0);
-        gauge(
-            "hakv_raft_log_entries",
-            "Entries in the log after the snapshot.",
-            s.last_index.0 + 1 - s.first_index.0,
-        );
+        for (name, help, v) in [
+            ("hakv_raft_term", "Current Raft term.", s.term.0),
+            (
+                "hakv_raft_is_leader",
+                "1 if this node leads the group.",
+                (s.role == Role::Leader) as u64,
+            ),
+            (
+                "hakv_raft_commit_index",
+                "Highest log index known committed.",
+                s.commit.0,
+            ),
+            (
+                "hakv_raft_applied_index",
+                "Highest log index applied to the state machine.",
+                s.applied.0,
+            ),
+            ("hakv_raft_last_index", "Last log index.", s.last_index.0),
+            (
+                "hakv_raft_log_entries",
+                "Entries in the log after the snapshot.",
+                s.last_index.0 + 1 - s.first_index.0,
+            ),
+        ] {
+            metric(&mut out, "gauge", name, help, &group, v);
+        }
     }
     let t = o.transport.stats();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{node=\"{}\"}} {v}\n",
-            o.node_id
-        ));
-    };
-    counter(
-        "hakv_transport_frames_sent_total",
-        "Peer frames written to sockets.",
-        t.frames_sent.load(Ordering::Relaxed),
-    );
-    counter(
-        "hakv_transport_frames_received_total",
-        "Peer frames received.",
-        t.frames_received.load(Ordering::Relaxed),
-    );
-    counter(
-        "hakv_transport_frames_dropped_total",
-        "Peer frames dropped (full queue, unknown or broken peer).",
-        t.frames_dropped.load(Ordering::Relaxed),
-    );
-    counter(
-        "hakv_transport_connects_total",
-        "Peer connections established.",
-        t.connects.load(Ordering::Relaxed),
-    );
-    counter(
-        "hakv_transport_bad_frames_total",
-        "Connections closed for a damaged frame.",
-        t.bad_frames.load(Ordering::Relaxed),
-    );
-    counter(
-        "hakv_transport_writes_total",
-        "Socket writes (batches of frames).",
-        t.writes.load(Ordering::Relaxed),
-    );
+    let node = format!("node=\"{}\"", o.node_id);
+    for (name, help, c) in [
+        (
+            "hakv_transport_frames_sent_total",
+            "Peer frames written to sockets.",
+            &t.frames_sent,
+        ),
+        (
+            "hakv_transport_frames_received_total",
+            "Peer frames received.",
+            &t.frames_received,
+        ),
+        (
+            "hakv_transport_frames_dropped_total",
+            "Peer frames dropped (full queue, unknown or broken peer).",
+            &t.frames_dropped,
+        ),
+        (
+            "hakv_transport_connects_total",
+            "Peer connections established.",
+            &t.connects,
+        ),
+        (
+            "hakv_transport_bad_frames_total",
+            "Connections closed for a damaged frame.",
+            &t.bad_frames,
+        ),
+        (
+            "hakv_transport_writes_total",
+            "Socket writes (batches of frames).",
+            &t.writes,
+        ),
+    ] {
+        metric(
+            &mut out,
+            "counter",
+            name,
+            help,
+            &node,
+            c.load(Ordering::Relaxed),
+        );
+    }
     out
 }
