@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use node::front::{self, FrontConfig};
+use node::front::{Front, FrontConfig};
 use node::replica::{Replica, ReplicaConfig};
 use node::transport::{Transport, TransportConfig};
 
@@ -39,6 +39,20 @@ pub struct ServerArgs {
     /// Raft's safety no longer holds. For throwaway benchmarks only.
     #[arg(long)]
     pub unsafe_no_fsync: bool,
+    /// Take a snapshot and compact the log every this many applied entries. A follower
+    /// further behind than the retained log catches up by snapshot.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub compact_every: u64,
+    /// Largest bulk string a client may send, in bytes (Redis's proto-max-bulk-len).
+    #[arg(long, default_value_t = 512 << 20)]
+    pub max_bulk_bytes: usize,
+    /// Most arguments in one client command.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_args: usize,
+    /// Most bytes a client may have sent before its command is complete (Redis's
+    /// client-query-buffer-limit); beyond it the client gets an error and is closed.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_pending_bytes: usize,
 }
 
 /// Parses `1=127.0.0.1:7001/127.0.0.1:17001,2=…`.
@@ -119,7 +133,7 @@ async fn serve(args: ServerArgs) -> i32 {
         bootstrap_voters: args.cluster.keys().copied().collect(),
         data_dir: args.data_dir.clone(),
         tick: Duration::from_millis(args.tick_ms),
-        compact_every: 10_000,
+        compact_every: args.compact_every,
         raft,
         request_timeout: Duration::from_secs(10),
         storage: storage::Options {
@@ -131,7 +145,10 @@ async fn serve(args: ServerArgs) -> i32 {
             ..Default::default()
         },
     };
-    let replica = match Replica::start(cfg, transport.clone(), incoming) {
+    // Peer frames pass through the front's router: forwarded client requests go to the
+    // front, consensus traffic to the replica.
+    let (replica_tx, replica_rx) = tokio::sync::mpsc::channel(1024);
+    let replica = match Replica::start(cfg, transport.clone(), replica_rx) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!(
@@ -148,11 +165,17 @@ async fn serve(args: ServerArgs) -> i32 {
             return 1;
         }
     };
-    let front_cfg = Arc::new(FrontConfig {
-        node_id: node,
-        fronts: args.cluster.iter().map(|(&id, &(c, _))| (id, c)).collect(),
-        limits: resp::Limits::default(),
-    });
+    let front_cfg = FrontConfig {
+        limits: resp::Limits {
+            bulk_bytes_max: args.max_bulk_bytes,
+            args_max: args.max_args,
+            ..resp::Limits::default()
+        },
+        pending_bytes_max: args.max_pending_bytes,
+        ..FrontConfig::new(node)
+    };
+    let front = Front::new(replica.clone(), transport.clone(), front_cfg);
+    let router = tokio::spawn(front.clone().route(incoming, replica_tx));
     let http = match args.http {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
@@ -171,10 +194,11 @@ async fn serve(args: ServerArgs) -> i32 {
         None => None,
     };
     tracing::info!(node, clients = %args.listen, peers = %args.peer_listen, http = ?args.http, "node started");
-    let front = tokio::spawn(front::serve(listener, replica.clone(), front_cfg));
+    let front = tokio::spawn(front.serve(listener));
     wait_for_signal().await;
     tracing::info!(node, "stopping");
     front.abort();
+    router.abort();
     if let Some(h) = http {
         h.abort();
     }

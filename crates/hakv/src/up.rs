@@ -27,6 +27,10 @@ pub struct UpArgs {
     /// Milliseconds per consensus tick.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// Flags passed to every `hakv server` (after `--`), e.g.
+    /// `hakv up -- --compact-every 1000 --max-pending-bytes 65536`.
+    #[arg(last = true)]
+    pub server_args: Vec<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -115,6 +119,7 @@ pub fn run(a: UpArgs) -> i32 {
             .args(["--http", &http(i).to_string()])
             .args(["--cluster", &cluster])
             .args(["--tick-ms", &a.tick_ms.to_string()])
+            .args(&a.server_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)

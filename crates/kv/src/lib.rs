@@ -1,75 +1,30 @@
 //! hakv's replicated key-value state machine.
 //!
 //! A [`Command`] is what a client asks; it is encoded into a log entry by the proposer
-//! and applied, in log order, by every replica's [`KvStore`]. Applying is a pure
-//! function of the state and the command, so replicas that apply the same log hold the
-//! same data. Every encoding starts with a version byte; snapshots end with a CRC32C.
-//! Decoding never panics: bad input is a [`DecodeError`].
+//! (with the proposer's clock, so expiry is decided before proposing) and applied, in
+//! log order, by every replica's [`KvStore`]. Applying is a pure function of the state
+//! and the entry, so replicas that apply the same log hold the same data. Reads after a
+//! read barrier are [`Query`]s answered from local state. Every encoding starts with a
+//! version byte; snapshots end with a CRC32C. Decoding never panics: bad input is a
+//! [`DecodeError`].
+//!
+//! Values are strings (byte strings), as in the Redis commands hakv serves; with one
+//! type there is no WRONGTYPE case yet.
 
 #![warn(missing_docs)]
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+mod command;
+pub mod glob;
+mod hash;
+mod store;
 
-/// Version byte of the command encoding.
-pub const COMMAND_VERSION: u8 = 1;
-/// Version byte of the snapshot encoding.
-pub const SNAPSHOT_VERSION: u8 = 1;
-
-/// A state-machine operation.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Command {
-    /// Read a key through the log (the slow, always-linearizable path).
-    Get {
-        /// The key.
-        key: Bytes,
-    },
-    /// Set a key.
-    Put {
-        /// The key.
-        key: Bytes,
-        /// The new value.
-        value: Bytes,
-    },
-    /// Append to a key's value, creating it if absent.
-    Append {
-        /// The key.
-        key: Bytes,
-        /// Bytes to append.
-        value: Bytes,
-    },
-    /// Set `key` to `new` iff its current value equals `expected` (`None`: absent).
-    Cas {
-        /// The key.
-        key: Bytes,
-        /// The value required now.
-        expected: Option<Bytes>,
-        /// The value to set.
-        new: Bytes,
-    },
-    /// Remove a key.
-    Delete {
-        /// The key.
-        key: Bytes,
-    },
-}
-
-/// The result of applying a [`Command`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Response {
-    /// A value read (`None`: absent).
-    Value(Option<Bytes>),
-    /// A write applied.
-    Ok,
-    /// Whether a compare-and-set swapped.
-    Cas(bool),
-    /// Whether a delete removed something.
-    Deleted(bool),
-    /// The entry could not be decoded (identically on every replica).
-    Invalid(String),
-}
+pub use command::{Command, ExpireCond, Expiry, SetCond, COMMAND_VERSION};
+pub use hash::key_hash;
+pub use store::{
+    parse_i64, KvError, KvStore, Query, QueryResult, Response, SNAPSHOT_VERSION, VALUE_MAX,
+};
 
 /// Why bytes could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,240 +55,10 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
-    buf.put_u32_le(b.len() as u32);
-    buf.put_slice(b);
-}
-
-fn get_bytes(buf: &mut Bytes) -> Result<Bytes, DecodeError> {
-    if buf.remaining() < 4 {
-        return Err(DecodeError::Truncated);
-    }
-    let n = buf.get_u32_le() as usize;
-    if buf.remaining() < n {
-        return Err(DecodeError::Truncated);
-    }
-    Ok(buf.split_to(n))
-}
-
-fn get_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
-    if buf.has_remaining() {
-        Ok(buf.get_u8())
-    } else {
-        Err(DecodeError::Truncated)
-    }
-}
-
-impl Command {
-    /// The key the command touches.
-    pub fn key(&self) -> &Bytes {
-        match self {
-            Command::Get { key }
-            | Command::Put { key, .. }
-            | Command::Append { key, .. }
-            | Command::Cas { key, .. }
-            | Command::Delete { key } => key,
-        }
-    }
-
-    /// Encodes as `version, tag, fields…` with length-prefixed byte strings.
-    pub fn encode(&self) -> Bytes {
-        let mut buf = BytesMut::with_capacity(16 + self.key().len());
-        buf.put_u8(COMMAND_VERSION);
-        match self {
-            Command::Get { key } => {
-                buf.put_u8(0);
-                put_bytes(&mut buf, key);
-            }
-            Command::Put { key, value } => {
-                buf.put_u8(1);
-                put_bytes(&mut buf, key);
-                put_bytes(&mut buf, value);
-            }
-            Command::Append { key, value } => {
-                buf.put_u8(2);
-                put_bytes(&mut buf, key);
-                put_bytes(&mut buf, value);
-            }
-            Command::Cas { key, expected, new } => {
-                buf.put_u8(3);
-                put_bytes(&mut buf, key);
-                match expected {
-                    None => buf.put_u8(0),
-                    Some(e) => {
-                        buf.put_u8(1);
-                        put_bytes(&mut buf, e);
-                    }
-                }
-                put_bytes(&mut buf, new);
-            }
-            Command::Delete { key } => {
-                buf.put_u8(4);
-                put_bytes(&mut buf, key);
-            }
-        }
-        buf.freeze()
-    }
-
-    /// Decodes what [`Command::encode`] produced. Zero-copy: fields share `input`.
-    pub fn decode(mut input: Bytes) -> Result<Command, DecodeError> {
-        let version = get_u8(&mut input)?;
-        if version != COMMAND_VERSION {
-            return Err(DecodeError::Version(version));
-        }
-        let cmd = match get_u8(&mut input)? {
-            0 => Command::Get {
-                key: get_bytes(&mut input)?,
-            },
-            1 => Command::Put {
-                key: get_bytes(&mut input)?,
-                value: get_bytes(&mut input)?,
-            },
-            2 => Command::Append {
-                key: get_bytes(&mut input)?,
-                value: get_bytes(&mut input)?,
-            },
-            3 => {
-                let key = get_bytes(&mut input)?;
-                let expected = match get_u8(&mut input)? {
-                    0 => None,
-                    1 => Some(get_bytes(&mut input)?),
-                    t => return Err(DecodeError::BadTag(t)),
-                };
-                Command::Cas {
-                    key,
-                    expected,
-                    new: get_bytes(&mut input)?,
-                }
-            }
-            4 => Command::Delete {
-                key: get_bytes(&mut input)?,
-            },
-            t => return Err(DecodeError::BadTag(t)),
-        };
-        if input.has_remaining() {
-            return Err(DecodeError::Trailing);
-        }
-        Ok(cmd)
-    }
-}
-
-/// The key-value state of one replica.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KvStore {
-    data: BTreeMap<Bytes, Bytes>,
-}
-
-impl KvStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Applies one encoded command. Deterministic: the same state and bytes give the
-    /// same result and next state on every replica.
-    pub fn apply(&mut self, encoded: Bytes) -> Response {
-        match Command::decode(encoded) {
-            Ok(cmd) => self.apply_command(cmd),
-            Err(e) => Response::Invalid(e.to_string()),
-        }
-    }
-
-    /// Applies one decoded command.
-    pub fn apply_command(&mut self, cmd: Command) -> Response {
-        match cmd {
-            Command::Get { key } => Response::Value(self.data.get(&key).cloned()),
-            Command::Put { key, value } => {
-                self.data.insert(key, value);
-                Response::Ok
-            }
-            Command::Append { key, value } => {
-                let next = match self.data.get(&key) {
-                    Some(old) => {
-                        let mut b = BytesMut::with_capacity(old.len() + value.len());
-                        b.put_slice(old);
-                        b.put_slice(&value);
-                        b.freeze()
-                    }
-                    None => value,
-                };
-                self.data.insert(key, next);
-                Response::Ok
-            }
-            Command::Cas { key, expected, new } => {
-                if self.data.get(&key) == expected.as_ref() {
-                    self.data.insert(key, new);
-                    Response::Cas(true)
-                } else {
-                    Response::Cas(false)
-                }
-            }
-            Command::Delete { key } => Response::Deleted(self.data.remove(&key).is_some()),
-        }
-    }
-
-    /// Reads a key locally (callers make this linearizable with a read barrier).
-    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.data.get(key)
-    }
-
-    /// The number of keys.
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    /// True if no key is stored.
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// Encodes the whole state: `version, count, (key, value)…, crc32c`.
-    pub fn snapshot(&self) -> Bytes {
-        let size: usize = self.data.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-        let mut buf = BytesMut::with_capacity(13 + size);
-        buf.put_u8(SNAPSHOT_VERSION);
-        buf.put_u64_le(self.data.len() as u64);
-        for (k, v) in &self.data {
-            put_bytes(&mut buf, k);
-            put_bytes(&mut buf, v);
-        }
-        let crc = crc32c::crc32c(&buf);
-        buf.put_u32_le(crc);
-        buf.freeze()
-    }
-
-    /// Decodes a snapshot, verifying its checksum before trusting any of it.
-    pub fn restore(snapshot: Bytes) -> Result<KvStore, DecodeError> {
-        if snapshot.len() < 13 {
-            return Err(DecodeError::Truncated);
-        }
-        let (body, crc) = snapshot.split_at(snapshot.len() - 4);
-        let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
-        if crc32c::crc32c(body) != crc {
-            return Err(DecodeError::Checksum);
-        }
-        let mut input = snapshot.slice(..snapshot.len() - 4);
-        let version = input.get_u8();
-        if version != SNAPSHOT_VERSION {
-            return Err(DecodeError::Version(version));
-        }
-        let count = input.get_u64_le();
-        let mut data = BTreeMap::new();
-        for _ in 0..count {
-            let k = get_bytes(&mut input)?;
-            let v = get_bytes(&mut input)?;
-            data.insert(k, v);
-        }
-        if input.has_remaining() {
-            return Err(DecodeError::Trailing);
-        }
-        Ok(KvStore { data })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     fn b(s: &str) -> Bytes {
@@ -355,7 +80,7 @@ mod tests {
                 }
                 .encode()
             ),
-            Response::Ok
+            Response::Integer(1)
         );
         assert_eq!(
             kv.apply(
@@ -365,7 +90,7 @@ mod tests {
                 }
                 .encode()
             ),
-            Response::Ok
+            Response::Integer(2)
         );
         assert_eq!(kv.get(b"k"), Some(&b("ab")));
         let cas = |e: Option<&str>, n: &str| {
@@ -427,16 +152,55 @@ mod tests {
             key.clone().prop_map(|key| Command::Get { key }),
             (key.clone(), val.clone()).prop_map(|(key, value)| Command::Put { key, value }),
             (key.clone(), val.clone()).prop_map(|(key, value)| Command::Append { key, value }),
-            (key.clone(), proptest::option::of(val.clone()), val)
+            (key.clone(), proptest::option::of(val.clone()), val.clone())
                 .prop_map(|(key, expected, new)| Command::Cas { key, expected, new }),
-            key.prop_map(|key| Command::Delete { key }),
+            key.clone().prop_map(|key| Command::Delete { key }),
+            (
+                key.clone(),
+                val.clone(),
+                0u8..3,
+                prop_oneof![
+                    Just(Expiry::Clear),
+                    Just(Expiry::Keep),
+                    (0u64..200).prop_map(Expiry::At)
+                ]
+            )
+                .prop_map(|(key, value, c, expiry)| Command::Set {
+                    key,
+                    value,
+                    cond: [SetCond::Always, SetCond::IfAbsent, SetCond::IfPresent][c as usize],
+                    expiry,
+                }),
+            key.clone().prop_map(|key| Command::GetDel { key }),
+            (key.clone(), -3i64..3).prop_map(|(key, delta)| Command::IncrBy { key, delta }),
+            (key, proptest::option::of(0u64..200), 0u8..6).prop_map(|(key, at, c)| {
+                Command::Expire {
+                    key,
+                    at,
+                    cond: [
+                        ExpireCond::Always,
+                        ExpireCond::IfNone,
+                        ExpireCond::IfSome,
+                        ExpireCond::Later,
+                        ExpireCond::Earlier,
+                        ExpireCond::EarlierExisting,
+                    ][c as usize],
+                }
+            }),
+            (0u32..4).prop_map(|limit| Command::Purge { limit }),
         ]
+    }
+
+    /// Commands stamped with a clock that mostly moves forward and sometimes back
+    /// (leaders' clocks disagree).
+    fn arb_history() -> impl Strategy<Value = Vec<(u64, Command)>> {
+        proptest::collection::vec((0u64..200, arb_command()), 0..60)
     }
 
     proptest! {
         #[test]
-        fn commands_round_trip(cmd in arb_command()) {
-            prop_assert_eq!(Command::decode(cmd.encode()), Ok(cmd));
+        fn commands_round_trip(cmd in arb_command(), now in any::<u64>()) {
+            prop_assert_eq!(Command::decode_at(cmd.encode_at(now)), Ok((now, cmd)));
         }
 
         #[test]
@@ -451,5 +215,523 @@ mod tests {
             for c in cmds { kv.apply(c.encode()); }
             prop_assert_eq!(KvStore::restore(kv.snapshot()), Ok(kv));
         }
+
+        #[test]
+        fn snapshots_with_deadlines_round_trip_and_replay_identically(h in arb_history()) {
+            let mut a = KvStore::new();
+            let mut b = KvStore::new();
+            for (i, (now, c)) in h.iter().enumerate() {
+                let e = c.encode_at(*now);
+                prop_assert_eq!(a.apply(e.clone()), b.apply(e));
+                if i % 7 == 3 {
+                    b = KvStore::restore(b.snapshot()).unwrap();
+                }
+            }
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(KvStore::restore(a.snapshot()), Ok(a));
+        }
+
+        /// The store agrees with a naive model: a map of (value, deadline) read at the
+        /// running maximum clock.
+        #[test]
+        fn the_store_agrees_with_a_naive_model(h in arb_history()) {
+            let mut kv = KvStore::new();
+            let mut model: std::collections::HashMap<Bytes, (Bytes, Option<u64>)> = Default::default();
+            let mut clock = 0;
+            for (now, c) in h {
+                clock = clock.max(now);
+                model.retain(|_, (_, e)| e.is_none_or(|t| t > clock));
+                let purge = matches!(c, Command::Purge { .. });
+                let got = kv.apply(c.encode_at(now));
+                let want = model_apply(&mut model, clock, c);
+                if !purge {
+                    prop_assert_eq!(got, want);
+                }
+                prop_assert_eq!(
+                    kv.query(&Query::DbSize, 0),
+                    QueryResult::Integer(model.len() as i64)
+                );
+                for (k, (v, _)) in &model {
+                    prop_assert_eq!(kv.get(k), Some(v));
+                }
+            }
+        }
+
+        /// SCAN returns every key present for the whole iteration, whatever is added
+        /// and removed between steps, and ends.
+        #[test]
+        fn scan_returns_every_key_present_throughout(
+            initial in proptest::collection::btree_set(0u16..500, 0..200),
+            churn in proptest::collection::vec((any::<bool>(), 0u16..500), 0..200),
+            count in 1usize..20,
+        ) {
+            let mut kv = KvStore::new();
+            let key = |n: u16| Bytes::from(format!("k{n}"));
+            for &n in &initial {
+                kv.apply(Command::Put { key: key(n), value: b("v") }.encode());
+            }
+            let mut stable: std::collections::BTreeSet<u16> = initial.clone();
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            let mut churn = churn.into_iter();
+            for step in 0.. {
+                prop_assert!(step < 10_000, "scan did not end");
+                let q = Query::Scan { cursor, pattern: None, count, type_matches: true };
+                let QueryResult::Scan { cursor: next, keys } = kv.query(&q, 0) else {
+                    unreachable!()
+                };
+                seen.extend(keys);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+                if let Some((add, n)) = churn.next() {
+                    stable.remove(&n);
+                    if add {
+                        kv.apply(Command::Put { key: key(n), value: b("w") }.encode());
+                    } else {
+                        kv.apply(Command::Delete { key: key(n) }.encode());
+                    }
+                }
+            }
+            for n in stable {
+                prop_assert!(seen.contains(&key(n)), "k{} missed", n);
+            }
+        }
+    }
+
+    fn model_apply(
+        m: &mut std::collections::HashMap<Bytes, (Bytes, Option<u64>)>,
+        clock: u64,
+        c: Command,
+    ) -> Response {
+        let put = |m: &mut std::collections::HashMap<Bytes, (Bytes, Option<u64>)>,
+                   k: Bytes,
+                   v: Bytes,
+                   e: Option<u64>| {
+            if e.is_some_and(|t| t <= clock) {
+                m.remove(&k);
+            } else {
+                m.insert(k, (v, e));
+            }
+        };
+        match c {
+            Command::Get { key } => Response::Value(m.get(&key).map(|v| v.0.clone())),
+            Command::Put { key, value } => {
+                put(m, key, value, None);
+                Response::Ok
+            }
+            Command::Append { key, value } => {
+                let (old, e) = m.get(&key).cloned().unwrap_or((Bytes::new(), None));
+                let next = Bytes::from([&old[..], &value[..]].concat());
+                let n = next.len() as i64;
+                put(m, key, next, e);
+                Response::Integer(n)
+            }
+            Command::Cas { key, expected, new } => {
+                if m.get(&key).map(|v| &v.0) == expected.as_ref() {
+                    put(m, key, new, None);
+                    Response::Cas(true)
+                } else {
+                    Response::Cas(false)
+                }
+            }
+            Command::Delete { key } => Response::Deleted(m.remove(&key).is_some()),
+            Command::Set {
+                key,
+                value,
+                cond,
+                expiry,
+            } => {
+                let old = m.get(&key).cloned();
+                let written = match cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => old.is_none(),
+                    SetCond::IfPresent => old.is_some(),
+                };
+                if written {
+                    let e = match expiry {
+                        Expiry::Clear => None,
+                        Expiry::Keep => old.as_ref().and_then(|o| o.1),
+                        Expiry::At(t) => Some(t),
+                    };
+                    put(m, key, value, e);
+                }
+                Response::Set {
+                    written,
+                    old: old.map(|o| o.0),
+                }
+            }
+            Command::GetDel { key } => Response::Value(m.remove(&key).map(|v| v.0)),
+            Command::IncrBy { key, delta } => {
+                let (old, e) = m.get(&key).cloned().unwrap_or((Bytes::from("0"), None));
+                let Some(n) = parse_i64(&old) else {
+                    return Response::Error(KvError::NotInteger);
+                };
+                let Some(n) = n.checked_add(delta) else {
+                    return Response::Error(KvError::Overflow);
+                };
+                put(m, key, Bytes::from(n.to_string()), e);
+                Response::Integer(n)
+            }
+            Command::Expire { key, at, cond } => {
+                let Some((v, e)) = m.get(&key).cloned() else {
+                    return Response::Integer(0);
+                };
+                let ok = match (at, cond, e) {
+                    (None, _, e) => e.is_some(),
+                    (Some(_), ExpireCond::Always, _) => true,
+                    (Some(_), ExpireCond::IfNone, e) => e.is_none(),
+                    (Some(_), ExpireCond::IfSome, e) => e.is_some(),
+                    (Some(t), ExpireCond::Later, e) => e.is_some_and(|e| t > e),
+                    (Some(t), ExpireCond::Earlier, e) => e.is_none_or(|e| t < e),
+                    (Some(t), ExpireCond::EarlierExisting, e) => e.is_some_and(|e| t < e),
+                };
+                if ok {
+                    put(m, key, v, at);
+                }
+                Response::Integer(ok as i64)
+            }
+            Command::Purge { .. } => Response::Integer(-1), // compared loosely below
+        }
+    }
+}
+
+#[cfg(test)]
+mod redis_semantics {
+    //! The behaviours of Redis's string commands that clients depend on.
+    use super::*;
+    use bytes::Bytes;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn at(kv: &mut KvStore, now: u64, c: Command) -> Response {
+        kv.apply(c.encode_at(now))
+    }
+
+    fn set(key: &str, value: &str, cond: SetCond, expiry: Expiry) -> Command {
+        Command::Set {
+            key: b(key),
+            value: b(value),
+            cond,
+            expiry,
+        }
+    }
+
+    #[test]
+    fn a_key_expires_at_its_deadline_for_writes_and_reads() {
+        let mut kv = KvStore::new();
+        at(
+            &mut kv,
+            1000,
+            set("k", "v", SetCond::Always, Expiry::At(1500)),
+        );
+        assert_eq!(
+            kv.query(&Query::Pttl(b("k")), 1200),
+            QueryResult::Integer(300)
+        );
+        assert_eq!(
+            kv.query(&Query::Get(b("k")), 1499),
+            QueryResult::Value(Some(b("v")))
+        );
+        // Reads use the caller's clock: gone at the deadline even before any entry.
+        assert_eq!(
+            kv.query(&Query::Get(b("k")), 1500),
+            QueryResult::Value(None)
+        );
+        assert_eq!(kv.query(&Query::DbSize, 1500), QueryResult::Integer(0));
+        assert_eq!(
+            kv.query(&Query::Pttl(b("k")), 1500),
+            QueryResult::Integer(-2)
+        );
+        // An entry stamped later than the deadline sees it absent (SET NX succeeds).
+        assert_eq!(
+            at(
+                &mut kv,
+                1600,
+                set("k", "w", SetCond::IfAbsent, Expiry::Clear)
+            ),
+            Response::Set {
+                written: true,
+                old: None
+            }
+        );
+        assert_eq!(
+            kv.query(&Query::Pttl(b("k")), 1600),
+            QueryResult::Integer(-1)
+        );
+    }
+
+    #[test]
+    fn the_clock_never_runs_backwards() {
+        let mut kv = KvStore::new();
+        at(
+            &mut kv,
+            1000,
+            set("k", "v", SetCond::Always, Expiry::At(1500)),
+        );
+        at(&mut kv, 2000, Command::Get { key: b("x") });
+        // A new leader whose clock is behind cannot resurrect the expired key.
+        assert_eq!(
+            at(&mut kv, 1200, Command::Get { key: b("k") }),
+            Response::Value(None)
+        );
+        assert_eq!(kv.clock(), 2000);
+    }
+
+    #[test]
+    fn set_options_follow_redis() {
+        let mut kv = KvStore::new();
+        assert_eq!(
+            at(&mut kv, 1, set("k", "1", SetCond::IfPresent, Expiry::Clear)),
+            Response::Set {
+                written: false,
+                old: None
+            }
+        );
+        at(&mut kv, 1, set("k", "1", SetCond::Always, Expiry::At(100)));
+        // KEEPTTL keeps the deadline; a plain SET clears it; GETSET-like old value.
+        assert_eq!(
+            at(&mut kv, 2, set("k", "2", SetCond::IfPresent, Expiry::Keep)),
+            Response::Set {
+                written: true,
+                old: Some(b("1"))
+            }
+        );
+        assert_eq!(kv.query(&Query::Pttl(b("k")), 2), QueryResult::Integer(98));
+        at(&mut kv, 3, set("k", "3", SetCond::Always, Expiry::Clear));
+        assert_eq!(kv.query(&Query::Pttl(b("k")), 3), QueryResult::Integer(-1));
+        // A deadline already passed leaves the key absent.
+        at(&mut kv, 10, set("k", "4", SetCond::Always, Expiry::At(5)));
+        assert_eq!(kv.query(&Query::Get(b("k")), 10), QueryResult::Value(None));
+    }
+
+    #[test]
+    fn counters_parse_strictly_keep_ttl_and_refuse_overflow() {
+        let mut kv = KvStore::new();
+        let incr = |d| Command::IncrBy {
+            key: b("n"),
+            delta: d,
+        };
+        assert_eq!(at(&mut kv, 1, incr(5)), Response::Integer(5));
+        at(
+            &mut kv,
+            1,
+            Command::Expire {
+                key: b("n"),
+                at: Some(100),
+                cond: ExpireCond::Always,
+            },
+        );
+        assert_eq!(at(&mut kv, 2, incr(-7)), Response::Integer(-2));
+        assert_eq!(kv.query(&Query::Pttl(b("n")), 2), QueryResult::Integer(98));
+        at(
+            &mut kv,
+            3,
+            set("n", &i64::MAX.to_string(), SetCond::Always, Expiry::Clear),
+        );
+        assert_eq!(at(&mut kv, 3, incr(1)), Response::Error(KvError::Overflow));
+        assert_eq!(kv.get(b"n"), Some(&Bytes::from(i64::MAX.to_string())));
+        for bad in [
+            "",
+            " 1",
+            "+1",
+            "01",
+            "-0",
+            "1.5",
+            "abc",
+            "99999999999999999999",
+        ] {
+            at(&mut kv, 3, set("n", bad, SetCond::Always, Expiry::Clear));
+            assert_eq!(
+                at(&mut kv, 3, incr(1)),
+                Response::Error(KvError::NotInteger),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"0"), Some(0));
+    }
+
+    #[test]
+    fn expire_conditions_follow_redis_7() {
+        let mut kv = KvStore::new();
+        let exp = |t, cond| Command::Expire {
+            key: b("k"),
+            at: Some(t),
+            cond,
+        };
+        assert_eq!(
+            at(&mut kv, 1, exp(50, ExpireCond::Always)),
+            Response::Integer(0)
+        );
+        at(
+            &mut kv,
+            1,
+            Command::Put {
+                key: b("k"),
+                value: b("v"),
+            },
+        );
+        assert_eq!(
+            at(&mut kv, 1, exp(50, ExpireCond::IfSome)),
+            Response::Integer(0)
+        );
+        assert_eq!(
+            at(&mut kv, 1, exp(50, ExpireCond::Later)),
+            Response::Integer(0)
+        );
+        assert_eq!(
+            at(&mut kv, 1, exp(50, ExpireCond::Earlier)),
+            Response::Integer(1)
+        );
+        assert_eq!(
+            at(&mut kv, 1, exp(60, ExpireCond::IfNone)),
+            Response::Integer(0)
+        );
+        assert_eq!(
+            at(&mut kv, 1, exp(40, ExpireCond::Later)),
+            Response::Integer(0)
+        );
+        assert_eq!(
+            at(&mut kv, 1, exp(60, ExpireCond::Later)),
+            Response::Integer(1)
+        );
+        let persist = Command::Expire {
+            key: b("k"),
+            at: None,
+            cond: ExpireCond::Always,
+        };
+        assert_eq!(at(&mut kv, 1, persist.clone()), Response::Integer(1));
+        assert_eq!(at(&mut kv, 1, persist), Response::Integer(0));
+        // A deadline in the past deletes the key and counts as set.
+        assert_eq!(
+            at(&mut kv, 100, exp(99, ExpireCond::Always)),
+            Response::Integer(1)
+        );
+        assert_eq!(kv.get(b"k"), None);
+    }
+
+    #[test]
+    fn purge_reclaims_expired_keys_in_deadline_order() {
+        let mut kv = KvStore::new();
+        for (i, t) in [30u64, 10, 20, 40].iter().enumerate() {
+            at(
+                &mut kv,
+                1,
+                set(&format!("k{i}"), "v", SetCond::Always, Expiry::At(*t)),
+            );
+        }
+        at(
+            &mut kv,
+            1,
+            Command::Put {
+                key: b("p"),
+                value: b("v"),
+            },
+        );
+        assert_eq!(kv.next_deadline(), Some(10));
+        assert_eq!(
+            at(&mut kv, 35, Command::Purge { limit: 2 }),
+            Response::Integer(2)
+        );
+        assert_eq!(kv.next_deadline(), Some(30));
+        assert_eq!(
+            at(&mut kv, 35, Command::Purge { limit: 10 }),
+            Response::Integer(1)
+        );
+        assert_eq!(kv.len(), 2);
+        assert_eq!(kv.query(&Query::DbSize, 35), QueryResult::Integer(2));
+    }
+
+    #[test]
+    fn keys_and_scan_filter_by_pattern_and_type() {
+        let mut kv = KvStore::new();
+        for k in ["user:1", "user:2", "order:1"] {
+            at(
+                &mut kv,
+                1,
+                Command::Put {
+                    key: b(k),
+                    value: b("v"),
+                },
+            );
+        }
+        let QueryResult::Keys(mut keys) = kv.query(&Query::Keys(b("user:*")), 1) else {
+            panic!()
+        };
+        keys.sort();
+        assert_eq!(keys, vec![b("user:1"), b("user:2")]);
+        let scan = |type_matches| Query::Scan {
+            cursor: 0,
+            pattern: Some(b("order:*")),
+            count: 100,
+            type_matches,
+        };
+        assert_eq!(
+            kv.query(&scan(true), 1),
+            QueryResult::Scan {
+                cursor: 0,
+                keys: vec![b("order:1")]
+            }
+        );
+        assert_eq!(
+            kv.query(&scan(false), 1),
+            QueryResult::Scan {
+                cursor: 0,
+                keys: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn append_refuses_to_grow_past_the_value_limit() {
+        let mut kv = KvStore::new();
+        let big = Bytes::from(vec![b'x'; VALUE_MAX]);
+        at(
+            &mut kv,
+            1,
+            Command::Put {
+                key: b("k"),
+                value: big,
+            },
+        );
+        assert_eq!(
+            at(
+                &mut kv,
+                1,
+                Command::Append {
+                    key: b("k"),
+                    value: b("y")
+                }
+            ),
+            Response::Error(KvError::TooLarge)
+        );
+        assert_eq!(kv.get(b"k").map(|v| v.len()), Some(VALUE_MAX));
+    }
+
+    #[test]
+    fn version_1_entries_and_snapshots_still_decode() {
+        // Written by the first release: version 1, tag 1 (Put), "k", "v".
+        let entry = Bytes::from_static(&[1, 1, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']);
+        assert_eq!(
+            Command::decode_at(entry),
+            Ok((
+                0,
+                Command::Put {
+                    key: b("k"),
+                    value: b("v")
+                }
+            ))
+        );
+        let mut snap = vec![1u8];
+        snap.extend_from_slice(&1u64.to_le_bytes());
+        snap.extend_from_slice(&[1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']);
+        let crc = crc32c::crc32c(&snap);
+        snap.extend_from_slice(&crc.to_le_bytes());
+        let kv = KvStore::restore(Bytes::from(snap)).unwrap();
+        assert_eq!(kv.get(b"k"), Some(&b("v")));
     }
 }

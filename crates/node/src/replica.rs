@@ -14,13 +14,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
 use consensus::{Engine, LogIndex, NodeId, Payload, ProposeError, Ready, Status, Term};
-use kv::{Command, KvStore, Response};
+use kv::{Command, KvStore, Query, QueryResult, Response};
 use storage::{LogEngine, Options, StorageError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,7 +97,7 @@ enum Input {
     Tick,
     Peer(Incoming),
     Propose(Command, oneshot::Sender<Result<Response, ClientError>>),
-    Read(Bytes, oneshot::Sender<Result<Option<Bytes>, ClientError>>),
+    Query(Query, QueryReply),
     Status(oneshot::Sender<Status>),
     Stop,
 }
@@ -104,6 +105,9 @@ enum Input {
 /// A running replica. Dropping it stops the replica thread.
 pub struct Replica {
     tx: mpsc::Sender<Input>,
+    /// The leader the replica last knew of (0: none), published after every batch so
+    /// that callers can notice a leadership change without asking the thread.
+    leader: Arc<AtomicU64>,
     request_timeout: Duration,
     thread: Option<JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -169,7 +173,9 @@ impl Replica {
                 }
             }
         });
+        let leader = Arc::new(AtomicU64::new(0));
         let mut state = Loop {
+            leader: leader.clone(),
             group,
             engine,
             log,
@@ -181,6 +187,7 @@ impl Replica {
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
             next_ctx: 0,
+            purging: None,
             failed: None,
         };
         let thread = std::thread::Builder::new()
@@ -196,7 +203,17 @@ impl Replica {
             request_timeout: cfg.request_timeout,
             thread: Some(thread),
             tasks: vec![ticker, forward],
+            leader,
         })
+    }
+
+    /// The leader this replica last knew of, without a round trip to its thread (may
+    /// lag by one batch).
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        match self.leader.load(Ordering::Relaxed) {
+            0 => None,
+            l => Some(l),
+        }
     }
 
     /// Replicates `cmd` and returns the state machine's response once it is applied.
@@ -209,12 +226,43 @@ impl Replica {
         self.answer(rx).await
     }
 
+    /// Replicates `cmds` as independent proposals submitted together (one batch, one
+    /// fsync) and returns their responses in order. Not atomic: a failure part-way may
+    /// leave earlier commands applied; the first failure is returned.
+    pub async fn propose_all(&self, cmds: Vec<Command>) -> Result<Vec<Response>, ClientError> {
+        let mut waiting = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let (reply, rx) = oneshot::channel();
+            self.tx
+                .send(Input::Propose(cmd, reply))
+                .await
+                .map_err(|_| ClientError::Stopped)?;
+            waiting.push(rx);
+        }
+        let mut out = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            out.push(self.answer(rx).await?);
+        }
+        Ok(out)
+    }
+
     /// A linearizable read of `key` (ReadIndex: confirmed by a quorum, served once
     /// applied).
     pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, ClientError> {
+        match self.query(Query::Get(key)).await? {
+            QueryResult::Value(v) => Ok(v),
+            other => Err(ClientError::Refused(format!(
+                "internal: a GET was answered with {other:?}"
+            ))),
+        }
+    }
+
+    /// A linearizable query (ReadIndex: confirmed by a quorum, answered from local
+    /// state once applied, at this node's clock for expiry).
+    pub async fn query(&self, q: Query) -> Result<QueryResult, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Input::Read(key, reply))
+            .send(Input::Query(q, reply))
             .await
             .map_err(|_| ClientError::Stopped)?;
         self.answer(rx).await
@@ -265,10 +313,11 @@ impl Drop for Replica {
 }
 
 type ProposalReply = oneshot::Sender<Result<Response, ClientError>>;
-type ReadReply = oneshot::Sender<Result<Option<Bytes>, ClientError>>;
+type QueryReply = oneshot::Sender<Result<QueryResult, ClientError>>;
 
 /// The replica thread's state.
 struct Loop {
+    leader: Arc<AtomicU64>,
     group: u64,
     engine: raft::Raft,
     log: LogEngine,
@@ -278,8 +327,10 @@ struct Loop {
     compact_every: u64,
     proposals: BTreeMap<LogIndex, (Term, ProposalReply)>,
     /// Reads awaiting confirmation, with the term they were requested in.
-    reads: BTreeMap<u64, (Bytes, ReadReply, Term)>,
-    confirmed: Vec<(LogIndex, Bytes, ReadReply)>,
+    reads: BTreeMap<u64, (Query, QueryReply, Term)>,
+    confirmed: Vec<(LogIndex, Query, QueryReply)>,
+    /// The index of the active-expiry purge in flight, if any (one at a time).
+    purging: Option<LogIndex>,
     next_ctx: u64,
     failed: Option<String>,
 }
@@ -306,6 +357,12 @@ impl Loop {
                     self.fail(e.to_string());
                 }
             }
+            let leader = if self.failed.is_some() {
+                0
+            } else {
+                self.engine.leader().unwrap_or(0)
+            };
+            self.leader.store(leader, Ordering::Relaxed);
         }
     }
 
@@ -316,6 +373,7 @@ impl Loop {
             Input::Tick => {
                 if self.failed.is_none() {
                     self.engine.tick();
+                    self.maybe_purge();
                 }
             }
             Input::Peer(m) => match raft::wire::decode(m.payload) {
@@ -333,7 +391,7 @@ impl Loop {
                 if let Some(why) = &self.failed {
                     let _ = reply.send(Err(ClientError::Storage(why.clone())));
                 } else {
-                    match self.engine.propose(cmd.encode()) {
+                    match self.engine.propose(cmd.encode_at(now_ms())) {
                         Ok(p) => {
                             self.proposals.insert(p.index, (p.term, reply));
                         }
@@ -343,7 +401,7 @@ impl Loop {
                     }
                 }
             }
-            Input::Read(key, reply) => {
+            Input::Query(q, reply) => {
                 if let Some(why) = &self.failed {
                     let _ = reply.send(Err(ClientError::Storage(why.clone())));
                 } else {
@@ -351,7 +409,7 @@ impl Loop {
                     match self.engine.read_index(self.next_ctx) {
                         Ok(()) => {
                             let term = self.engine.term();
-                            self.reads.insert(self.next_ctx, (key, reply, term));
+                            self.reads.insert(self.next_ctx, (q, reply, term));
                         }
                         Err(e) => {
                             let _ = reply.send(Err(refusal(e)));
@@ -379,6 +437,13 @@ impl Loop {
                 reason: e.to_string(),
             })?;
             self.applied = snap.meta.index;
+            tracing::info!(
+                group = self.group,
+                index = snap.meta.index.0,
+                term = snap.meta.term.0,
+                bytes = snap.data.len(),
+                "installed a snapshot from the leader"
+            );
             wrote = true;
         }
         if !ready.entries.is_empty() {
@@ -422,8 +487,8 @@ impl Loop {
             }
         }
         for rs in std::mem::take(&mut ready.read_states) {
-            if let Some((key, reply, _)) = self.reads.remove(&rs.ctx) {
-                self.confirmed.push((rs.index, key, reply));
+            if let Some((q, reply, _)) = self.reads.remove(&rs.ctx) {
+                self.confirmed.push((rs.index, q, reply));
             }
         }
         let applied = self.applied;
@@ -431,8 +496,14 @@ impl Loop {
             .into_iter()
             .partition(|(i, _, _)| *i <= applied);
         self.confirmed = wait;
-        for (_, key, reply) in serve {
-            let _ = reply.send(Ok(self.kv.get(&key).cloned()));
+        if !serve.is_empty() {
+            let now = now_ms();
+            for (_, q, reply) in serve {
+                let _ = reply.send(Ok(self.kv.query(&q, now)));
+            }
+        }
+        if self.purging.is_some_and(|i| i <= self.applied) {
+            self.purging = None;
         }
         self.engine.advance(ready.number);
         // A read requested in an earlier term will never be confirmed: the leader it
@@ -480,6 +551,34 @@ impl Loop {
             let _ = reply.send(Err(ClientError::Storage(why.clone())));
         }
         self.failed = Some(why);
+    }
+}
+
+/// The wall clock in Unix milliseconds: stamped on proposals (expiry decisions) and
+/// used to answer queries. Only the runtime reads it; the state machine gets it from
+/// entries.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Keys purged per active-expiry entry: bounds the entry and the apply pause.
+const PURGE_BATCH: u32 = 1000;
+
+impl Loop {
+    /// Active expiry: the leader proposes a purge when some key's deadline has passed,
+    /// so expired keys leave memory on every replica even if nobody touches them.
+    fn maybe_purge(&mut self) {
+        if self.purging.is_some() || self.engine.role() != consensus::Role::Leader {
+            return;
+        }
+        if self.kv.next_deadline().is_some_and(|t| t <= now_ms()) {
+            let purge = Command::Purge { limit: PURGE_BATCH };
+            if let Ok(p) = self.engine.propose(purge.encode_at(now_ms())) {
+                self.purging = Some(p.index);
+            }
+        }
     }
 }
 

@@ -97,6 +97,7 @@ fn to_input(c: &Command) -> KvInput {
         Command::Append { key, value } => KvInput::append(key, value),
         Command::Cas { key, expected, new } => KvInput::cas(key, expected.as_deref(), new),
         Command::Delete { key } => KvInput::delete(key),
+        other => unreachable!("the simulated workload never issues {other:?}"),
     }
 }
 
@@ -104,10 +105,11 @@ fn to_input(c: &Command) -> KvInput {
 pub fn to_output(r: &Response) -> Option<KvOutput> {
     Some(match r {
         Response::Value(v) => KvOutput::Value(v.as_ref().map(|b| b.to_vec())),
-        Response::Ok => KvOutput::Ok,
+        // Append answers with the new length; the model only records that it applied.
+        Response::Ok | Response::Integer(_) => KvOutput::Ok,
         Response::Cas(b) => KvOutput::Cas(*b),
         Response::Deleted(b) => KvOutput::Deleted(*b),
-        Response::Invalid(_) => return None,
+        Response::Set { .. } | Response::Error(_) | Response::Invalid(_) => return None,
     })
 }
 

@@ -72,7 +72,16 @@ impl<E: SimEngine> Sim<E> {
             self.next_ctx += 1;
             let ctx = self.next_ctx;
             engine.read_index(ctx).map(|()| {
-                n.reads.insert(ctx, (waiter, op.command.key().clone()));
+                n.reads.insert(
+                    ctx,
+                    (
+                        waiter,
+                        op.command
+                            .key()
+                            .expect("workload commands name a key")
+                            .clone(),
+                    ),
+                );
                 None
             })
         } else {
@@ -133,7 +142,11 @@ impl<E: SimEngine> Sim<E> {
             return;
         };
         if let KvOutput::Value(v) = &output {
-            let key = op.command.key().clone();
+            let key = op
+                .command
+                .key()
+                .expect("workload commands name a key")
+                .clone();
             self.clients[w.client]
                 .seen
                 .insert(key, v.clone().map(bytes::Bytes::from));
