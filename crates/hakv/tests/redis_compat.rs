@@ -374,3 +374,26 @@ fn protocol_limits_answer_with_an_error_and_close_the_connection() {
         .query(&mut c)
         .unwrap();
 }
+
+#[test]
+fn hello_3_switches_the_connection_to_resp3() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::new("resp3", 2, &[]);
+    let leader = cluster.leader();
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    for node in [leader, follower] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", cluster.port(node))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"HELLO 3\r\nGET nothing-here\r\nSET k v\r\nMGET k nothing\r\nQUIT\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out);
+        // HELLO answers with a RESP3 map; nulls are `_`; forwarded replies keep RESP3.
+        assert!(out.starts_with("%7\r\n"), "{out}");
+        assert!(
+            out.ends_with("_\r\n+OK\r\n*2\r\n$1\r\nv\r\n_\r\n+OK\r\n"),
+            "node {node}: {out}"
+        );
+    }
+}
