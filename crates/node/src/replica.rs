@@ -61,8 +61,12 @@ pub enum ClientError {
     Superseded,
     /// The engine refused the request (transfer in progress, too large, ...).
     Refused(String),
-    /// Durable storage failed; the replica has stopped serving.
+    /// Durable storage failed; the replica has stopped serving. The request did not
+    /// take effect.
     Storage(String),
+    /// Durable storage failed while the request was in flight. The entry may already
+    /// have reached other replicas, which can still commit it: the outcome is unknown.
+    StorageUnknown(String),
     /// The replica stopped before answering: the outcome is unknown.
     Stopped,
     /// No answer in time (no quorum reachable?): the outcome is unknown.
@@ -82,6 +86,10 @@ impl std::fmt::Display for ClientError {
             ),
             ClientError::Refused(why) => write!(f, "{why}"),
             ClientError::Storage(why) => write!(f, "storage failure: {why}"),
+            ClientError::StorageUnknown(why) => write!(
+                f,
+                "storage failure: {why}; the outcome is unknown (other replicas may still commit it)"
+            ),
             ClientError::Stopped => write!(f, "the replica stopped; the outcome is unknown"),
             ClientError::Timeout => write!(
                 f,
@@ -418,7 +426,14 @@ impl Loop {
                 }
             }
             Input::Status(reply) => {
-                let _ = reply.send(self.engine.status());
+                let mut status = self.engine.status();
+                if self.failed.is_some() {
+                    // The engine is frozen at its last state; a failed replica leads
+                    // nothing and follows no one, whatever it last believed.
+                    status.role = consensus::Role::Follower;
+                    status.leader = None;
+                }
+                let _ = reply.send(status);
             }
         }
         true
@@ -541,8 +556,10 @@ impl Loop {
     /// Storage failed: refuse everything from now on, answering every waiter.
     fn fail(&mut self, why: String) {
         tracing::error!(group = self.group, error = %why, "storage failed; this replica stops serving");
+        // Entries are sent to followers before the leader's own fsync, so a proposal in
+        // flight may still commit elsewhere: its outcome is unknown, not refused.
         for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
-            let _ = reply.send(Err(ClientError::Storage(why.clone())));
+            let _ = reply.send(Err(ClientError::StorageUnknown(why.clone())));
         }
         for (_, (_, reply, _)) in std::mem::take(&mut self.reads) {
             let _ = reply.send(Err(ClientError::Storage(why.clone())));

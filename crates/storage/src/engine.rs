@@ -87,6 +87,8 @@ pub struct LogEngine {
     groups: BTreeMap<u64, GroupState>,
     pending: Vec<u8>,
     pending_records: u64,
+    /// True while `rotate` syncs the new segment's checkpoint.
+    rotating: bool,
     obsolete_snapshots: Vec<PathBuf>,
     failed: Option<String>,
     stats: EngineStats,
@@ -221,6 +223,7 @@ impl LogEngine {
             groups,
             pending: Vec::new(),
             pending_records: 0,
+            rotating: false,
             obsolete_snapshots: Vec::new(),
             failed: None,
             stats: EngineStats {
@@ -574,7 +577,9 @@ impl LogEngine {
         for old in std::mem::take(&mut self.obsolete_snapshots) {
             let _ = fs::remove_file(old);
         }
-        if self.active_bytes >= self.opts.segment_bytes_max {
+        // A fresh segment never rotates again from its own checkpoint (which can exceed
+        // a tiny segment_bytes_max): that would recurse without bound.
+        if self.active_bytes >= self.opts.segment_bytes_max && !self.rotating {
             self.rotate()?;
         } else if compacted {
             self.collect_segments();
@@ -591,7 +596,10 @@ impl LogEngine {
         self.active_seq = seq;
         self.active_bytes = SEGMENT_HEADER_BYTES;
         self.start_segment_bookkeeping(path);
-        self.sync()?;
+        self.rotating = true;
+        let synced = self.sync();
+        self.rotating = false;
+        synced?;
         self.collect_segments();
         Ok(())
     }

@@ -366,3 +366,24 @@ proptest! {
         let _ = LogEngine::open(dir.path(), Options::default());
     }
 }
+
+/// Regression: a segment limit smaller than a segment's own header and checkpoint made
+/// `sync` rotate, and `rotate` sync, without end (257 files on a small disk, a stack
+/// overflow on a large one).
+#[test]
+fn a_tiny_segment_limit_rotates_once_per_sync_not_forever() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let opts = Options {
+        fsync: FsyncPolicy::Never,
+        segment_bytes_max: 1,
+    };
+    let (mut log, _) = LogEngine::open(dir, opts.clone()).unwrap();
+    log.append(1, &[ent(1, 1, "a")]).unwrap();
+    log.sync().unwrap();
+    let files = std::fs::read_dir(dir.join("wal")).unwrap().count();
+    assert!(files <= 3, "{files} segment files");
+    drop(log);
+    let (_, recovered) = LogEngine::open(dir, opts).unwrap();
+    assert_eq!(recovered[&1].entries.len(), 1);
+}
