@@ -39,6 +39,8 @@ pub enum DecodeError {
     Checksum,
     /// Bytes left over after a complete value.
     Trailing,
+    /// A snapshot holds the same key twice.
+    DuplicateKey,
 }
 
 impl fmt::Display for DecodeError {
@@ -49,6 +51,7 @@ impl fmt::Display for DecodeError {
             DecodeError::BadTag(t) => write!(f, "unknown tag {t}"),
             DecodeError::Checksum => write!(f, "checksum mismatch"),
             DecodeError::Trailing => write!(f, "trailing bytes"),
+            DecodeError::DuplicateKey => write!(f, "duplicate key in snapshot"),
         }
     }
 }
@@ -733,5 +736,51 @@ mod redis_semantics {
         snap.extend_from_slice(&crc.to_le_bytes());
         let kv = KvStore::restore(Bytes::from(snap)).unwrap();
         assert_eq!(kv.get(b"k"), Some(&b("v")));
+    }
+
+    /// Found by the `kv_entry` fuzz target: at a clock of u64::MAX a key whose deadline
+    /// is u64::MAX is gone for GET, PTTL and KEYS, but DBSIZE (counting deadlines below
+    /// now + 1, saturated) still counted it.
+    #[test]
+    fn dbsize_agrees_with_keys_at_the_end_of_time() {
+        let mut kv = KvStore::new();
+        at(
+            &mut kv,
+            1000,
+            set("a", "10", SetCond::Always, Expiry::At(u64::MAX)),
+        );
+        assert_eq!(
+            kv.query(&Query::DbSize, u64::MAX - 1),
+            QueryResult::Integer(1)
+        );
+        assert_eq!(
+            kv.query(&Query::Get(b("a")), u64::MAX),
+            QueryResult::Value(None)
+        );
+        assert_eq!(
+            kv.query(&Query::Keys(b("*")), u64::MAX),
+            QueryResult::Keys(vec![])
+        );
+        assert_eq!(kv.query(&Query::DbSize, u64::MAX), QueryResult::Integer(0));
+    }
+
+    /// Found by the `kv_entry` fuzz target: a snapshot (with a valid checksum) that
+    /// holds key "b" twice, first expiring at 2000, then without a deadline, was
+    /// restored with a stale expiry for "b": DBSIZE said 0 while GET and KEYS found it,
+    /// and a later Purge would have deleted the live, non-expiring value.
+    #[test]
+    fn a_snapshot_with_a_duplicate_key_is_refused() {
+        let mut snap = vec![2u8];
+        snap.extend_from_slice(&1700u64.to_le_bytes()); // clock
+        snap.extend_from_slice(&2u64.to_le_bytes()); // count
+        snap.extend_from_slice(&[1, 0, 0, 0, b'b', 1, 0, 0, 0, b'7', 1]);
+        snap.extend_from_slice(&2000u64.to_le_bytes()); // deadline
+        snap.extend_from_slice(&[1, 0, 0, 0, b'b', 2, 0, 0, 0, b'x', b'y', 0]);
+        let crc = crc32c::crc32c(&snap);
+        snap.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            KvStore::restore(Bytes::from(snap)),
+            Err(DecodeError::DuplicateKey)
+        );
     }
 }

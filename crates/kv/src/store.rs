@@ -414,8 +414,14 @@ impl KvStore {
                 QueryResult::Integer(keys.iter().filter(|k| get(k).is_some()).count() as i64)
             }
             Query::DbSize => {
-                let bound = (now.saturating_add(1), HKey::first_with_hash(0));
-                let expired = self.expiries.range(..bound).count();
+                // Deadlines up to `now` have passed: every entry before (now + 1, ..).
+                let expired = match now.checked_add(1) {
+                    Some(after) => self
+                        .expiries
+                        .range(..(after, HKey::first_with_hash(0)))
+                        .count(),
+                    None => self.expiries.len(),
+                };
                 QueryResult::Integer((self.data.len() - expired) as i64)
             }
             Query::Keys(pattern) => QueryResult::Keys(
@@ -527,6 +533,10 @@ impl KvStore {
                 },
             };
             let hk = HKey::new(k);
+            // A second copy would leave the first one's deadline in `expiries`.
+            if store.data.contains_key(&hk) {
+                return Err(DecodeError::DuplicateKey);
+            }
             if let Some(t) = expires {
                 store.expiries.insert((t, hk.clone()));
             }

@@ -47,7 +47,8 @@
 //! # Panics
 //!
 //! No function in this crate panics on any input bytes; this is checked by
-//! property tests and by the fuzz targets in `fuzz/`.
+//! property tests and by the `resp_command` and `resp_frame` fuzz targets in the
+//! repository's `fuzz/` directory.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -111,6 +111,12 @@ fn corrupt(file: &Path, offset: u64, reason: impl Into<String>) -> StorageError 
     }
 }
 
+/// Whether `b` comes right after `a`. Indexes come from disk and callers, so
+/// `LogIndex::next` (which overflows at `u64::MAX`) is not used on them.
+fn follows(a: LogIndex, b: LogIndex) -> bool {
+    a.0.checked_add(1) == Some(b.0)
+}
+
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.wal"))
 }
@@ -387,7 +393,7 @@ impl LogEngine {
                     return Ok(());
                 }
                 for w in entries.windows(2) {
-                    if w[1].index != w[0].index.next() {
+                    if !follows(w[0].index, w[1].index) {
                         return Err("entries in a record are not contiguous".into());
                     }
                 }
@@ -395,7 +401,7 @@ impl LogEngine {
                 // Entries at or below the base are covered by the snapshot.
                 entries.retain(|e| e.index > g.state.base_index);
                 if let Some(start) = entries.first().map(|e| e.index) {
-                    if start > g.state.last_index.next() {
+                    if start.0 > g.state.last_index.0.saturating_add(1) {
                         // The entries before `start` lived in a reclaimed segment; a
                         // later compaction record must cover them (checked at the end).
                         g.entries.clear();
@@ -470,11 +476,11 @@ impl LogEngine {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        if entries.windows(2).any(|w| w[1].index != w[0].index.next()) {
+        if entries.windows(2).any(|w| !follows(w[0].index, w[1].index)) {
             return Err(StorageError::Invalid("entries are not contiguous".into()));
         }
         let st = self.group(group);
-        if first.index > st.last_index.next() || first.index <= st.base_index {
+        if first.index.0 > st.last_index.0.saturating_add(1) || first.index <= st.base_index {
             return Err(StorageError::Invalid(format!(
                 "group {group}: append at {} but the log holds ({}, {}]",
                 first.index.0, st.base_index.0, st.last_index.0

@@ -387,3 +387,59 @@ fn a_tiny_segment_limit_rotates_once_per_sync_not_forever() {
     let (_, recovered) = LogEngine::open(dir, opts).unwrap();
     assert_eq!(recovered[&1].entries.len(), 1);
 }
+
+/// A segment file holding `records` (kind, group, body), framed and checksummed as the
+/// engine writes them.
+fn segment_with(records: &[(u8, u64, Vec<u8>)]) -> Vec<u8> {
+    let mut seg = b"HAKVWAL\0\x01".to_vec();
+    seg.extend_from_slice(&1u64.to_le_bytes());
+    for (kind, group, body) in records {
+        let mut rec = vec![*kind];
+        rec.extend_from_slice(&group.to_le_bytes());
+        rec.extend_from_slice(body);
+        seg.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+        seg.extend_from_slice(&crc32c::crc32c(&rec).to_le_bytes());
+        seg.extend_from_slice(&rec);
+    }
+    seg
+}
+
+/// The body of an entries record of no-op entries at `indexes` (term 2).
+fn noop_entries(indexes: &[u64]) -> Vec<u8> {
+    let mut body = (indexes.len() as u32).to_le_bytes().to_vec();
+    for &i in indexes {
+        body.extend_from_slice(&2u64.to_le_bytes());
+        body.extend_from_slice(&i.to_le_bytes());
+        body.push(0); // Payload::Noop
+    }
+    body
+}
+
+/// Regression, found by the `wal_records` fuzz target: an entry index of u64::MAX in a
+/// record (checksum intact) made recovery panic on `LogIndex::next` overflow (debug
+/// builds) instead of reporting corruption.
+#[test]
+fn an_entry_index_at_u64_max_is_corruption_not_a_panic() {
+    for records in [
+        // Two entries in one record, the first at u64::MAX.
+        vec![(1, 7, noop_entries(&[u64::MAX, 2]))],
+        // A record ending at u64::MAX, then one starting lower.
+        vec![
+            (1, 7, noop_entries(&[u64::MAX])),
+            (1, 7, noop_entries(&[5])),
+        ],
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("wal")).unwrap();
+        fs::write(
+            tmp.path().join("wal").join(format!("{:020}.wal", 1)),
+            segment_with(&records),
+        )
+        .unwrap();
+        match LogEngine::open(tmp.path(), Options::default()) {
+            Err(StorageError::Corrupt { .. }) => {}
+            Err(e) => panic!("expected corruption, got {e}"),
+            Ok(_) => panic!("expected corruption, the log opened"),
+        }
+    }
+}
