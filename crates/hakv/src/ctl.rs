@@ -64,8 +64,8 @@ fn status(dir: PathBuf, http: Vec<SocketAddr>) -> i32 {
             .collect()
     };
     println!(
-        "{:<6} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  replication",
-        "node", "role", "term", "leader", "commit", "applied", "log"
+        "{:<6} {:<7} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  replication",
+        "node", "engine", "role", "term", "leader", "commit", "applied", "log"
     );
     let mut unreachable = 0;
     for (name, addr) in targets {
@@ -97,8 +97,9 @@ fn status(dir: PathBuf, http: Vec<SocketAddr>) -> i32 {
                         .unwrap_or_else(|| "-".into())
                 };
                 println!(
-                    "{:<6} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  {}",
+                    "{:<6} {:<7} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  {}",
                     num("node"),
+                    s["engine"].as_str().unwrap_or("?"),
                     s["role"].as_str().unwrap_or("?"),
                     num("term"),
                     num("leader"),

@@ -134,7 +134,6 @@ async fn serve(args: ServerArgs) -> i32 {
         data_dir: args.data_dir.clone(),
         tick: Duration::from_millis(args.tick_ms),
         compact_every: args.compact_every,
-        raft,
         request_timeout: Duration::from_secs(10),
         storage: storage::Options {
             fsync: if args.unsafe_no_fsync {
@@ -148,7 +147,7 @@ async fn serve(args: ServerArgs) -> i32 {
     // Peer frames pass through the front's router: forwarded client requests go to the
     // front, consensus traffic to the replica.
     let (replica_tx, replica_rx) = tokio::sync::mpsc::channel(1024);
-    let replica = match Replica::start(cfg, transport.clone(), replica_rx) {
+    let replica = match Replica::start::<raft::Raft>(cfg, raft, transport.clone(), replica_rx) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!(

@@ -150,12 +150,15 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("{text}");
-    let roles: Vec<&str> = text
+    // Columns: node, engine, role, ...
+    let rows: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|l| l.split_whitespace().collect())
         .collect();
+    let roles: Vec<&str> = rows.iter().filter_map(|r| r.get(2).copied()).collect();
     let ok = out.status.success()
+        && rows.iter().all(|r| r.get(1) == Some(&"raft"))
         && roles.iter().filter(|&&r| r == "leader").count() == 1
         && roles.iter().filter(|&&r| r == "follower").count() == 2;
     // Starting a second cluster on the same ports is refused, not silently confused.

@@ -75,7 +75,7 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
                 Ok(s) => (
                     200,
                     "application/json",
-                    status_json(o.node_id, &s).to_string(),
+                    status_json(o.node_id, o.replica.engine_name(), &s).to_string(),
                 ),
                 Err(e) => (
                     503,
@@ -105,7 +105,7 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
 }
 
 /// The JSON form of a replica's status (also what `hakv ctl status` reads).
-pub fn status_json(node_id: u64, s: &Status) -> serde_json::Value {
+pub fn status_json(node_id: u64, engine: &str, s: &Status) -> serde_json::Value {
     let peers: Vec<serde_json::Value> = s
         .peers
         .iter()
@@ -125,7 +125,7 @@ pub fn status_json(node_id: u64, s: &Status) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "node": node_id,
-        "engine": "raft",
+        "engine": engine,
         "group": 1,
         "role": format!("{:?}", s.role).to_lowercase(),
         "term": s.term.0,

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod engine;
 pub mod frame;
 pub mod front;
 pub mod http;

@@ -20,11 +20,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use consensus::{Engine, LogIndex, NodeId, Payload, ProposeError, Ready, Status, Term};
+use consensus::{LogIndex, NodeId, Payload, ProposeError, Ready, Status, Term};
 use kv::{Command, KvStore, Query, QueryResult, Response};
 use storage::{LogEngine, Options, StorageError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine::ReplicaEngine;
 use crate::transport::{Incoming, Transport};
 
 /// What a replica needs to start.
@@ -40,8 +41,6 @@ pub struct ReplicaConfig {
     pub tick: Duration,
     /// Take a snapshot every this many applied entries.
     pub compact_every: u64,
-    /// The engine's configuration (its id is this node's id).
-    pub raft: raft::Config,
     /// How long a client request may wait for its answer.
     pub request_timeout: Duration,
     /// Log engine options (fsync policy).
@@ -116,6 +115,7 @@ pub struct Replica {
     /// The leader the replica last knew of (0: none), published after every batch so
     /// that callers can notice a leadership change without asking the thread.
     leader: Arc<AtomicU64>,
+    engine: &'static str,
     request_timeout: Duration,
     thread: Option<JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -127,8 +127,9 @@ const BATCH_INPUTS_MAX: usize = 4096;
 impl Replica {
     /// Opens the group's durable state (bootstrapping it if empty) and starts the
     /// replica thread, a ticker, and the forwarding of `incoming` peer frames.
-    pub fn start(
+    pub fn start<E: ReplicaEngine>(
         cfg: ReplicaConfig,
+        engine_cfg: E::Config,
         transport: Arc<Transport>,
         mut incoming: mpsc::Receiver<Incoming>,
     ) -> Result<Replica, StorageError> {
@@ -137,7 +138,7 @@ impl Replica {
         let recovered = match recovered.remove(&group) {
             Some(r) => r,
             None => {
-                let boot = raft::Raft::bootstrap(&cfg.bootstrap_voters);
+                let boot = E::bootstrap(&cfg.bootstrap_voters);
                 log.append(group, &boot.entries)?;
                 log.set_hard_state(group, boot.hard_state)?;
                 log.sync()?;
@@ -157,7 +158,7 @@ impl Replica {
             .as_ref()
             .map(|s| s.meta.index)
             .unwrap_or_default();
-        let engine = raft::Raft::new(cfg.raft.clone(), recovered).map_err(StorageError::Invalid)?;
+        let engine = E::boot(engine_cfg, recovered).map_err(StorageError::Invalid)?;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
 
         let ticker_tx = tx.clone();
@@ -212,7 +213,13 @@ impl Replica {
             thread: Some(thread),
             tasks: vec![ticker, forward],
             leader,
+            engine: E::NAME,
         })
+    }
+
+    /// The replication engine's name ("raft", "paxos").
+    pub fn engine_name(&self) -> &'static str {
+        self.engine
     }
 
     /// The leader this replica last knew of, without a round trip to its thread (may
@@ -324,10 +331,10 @@ type ProposalReply = oneshot::Sender<Result<Response, ClientError>>;
 type QueryReply = oneshot::Sender<Result<QueryResult, ClientError>>;
 
 /// The replica thread's state.
-struct Loop {
+struct Loop<E: ReplicaEngine> {
     leader: Arc<AtomicU64>,
     group: u64,
-    engine: raft::Raft,
+    engine: E,
     log: LogEngine,
     kv: KvStore,
     applied: LogIndex,
@@ -343,7 +350,7 @@ struct Loop {
     failed: Option<String>,
 }
 
-impl Loop {
+impl<E: ReplicaEngine> Loop<E> {
     fn run(&mut self, mut rx: mpsc::Receiver<Input>) {
         while let Some(first) = rx.blocking_recv() {
             if !self.handle(first) {
@@ -384,7 +391,7 @@ impl Loop {
                     self.maybe_purge();
                 }
             }
-            Input::Peer(m) => match raft::wire::decode(m.payload) {
+            Input::Peer(m) => match E::decode_message(m.payload) {
                 Ok(msg) if self.failed.is_none() => {
                     if let Err(e) = self.engine.step(m.from, msg) {
                         tracing::warn!(group = self.group, from = m.from, error = %e, "refused a peer message");
@@ -439,7 +446,7 @@ impl Loop {
         true
     }
 
-    fn process(&mut self, mut ready: Ready<raft::Message>) -> Result<(), StorageError> {
+    fn process(&mut self, mut ready: Ready<E::Message>) -> Result<(), StorageError> {
         for out in std::mem::take(&mut ready.messages) {
             self.send(out.to, &out.msg);
         }
@@ -547,9 +554,9 @@ impl Loop {
         Ok(())
     }
 
-    fn send(&self, to: NodeId, msg: &raft::Message) {
+    fn send(&self, to: NodeId, msg: &E::Message) {
         let mut buf = Vec::with_capacity(64);
-        raft::wire::encode(msg, &mut buf);
+        E::encode_message(msg, &mut buf);
         self.transport.send(to, self.group, &buf);
     }
 
@@ -583,7 +590,7 @@ pub fn now_ms() -> u64 {
 /// Keys purged per active-expiry entry: bounds the entry and the apply pause.
 const PURGE_BATCH: u32 = 1000;
 
-impl Loop {
+impl<E: ReplicaEngine> Loop<E> {
     /// Active expiry: the leader proposes a purge when some key's deadline has passed,
     /// so expired keys leave memory on every replica even if nobody touches them.
     fn maybe_purge(&mut self) {

@@ -12,24 +12,30 @@ use bytes::Bytes;
 use consensus::Role;
 use kv::{Command, Response};
 use node::replica::{ClientError, Replica, ReplicaConfig};
-use node::transport::{Transport, TransportConfig};
+use node::transport::{Incoming, Transport, TransportConfig};
+use tokio::sync::mpsc::Receiver;
 
 const GROUP: u64 = 1;
 
-fn config(id: u64, dir: &Path) -> ReplicaConfig {
+fn config(id: u64, dir: &Path) -> (ReplicaConfig, raft::Config) {
     let mut raft = raft::Config::new(id);
     raft.election_ticks = 10;
     raft.heartbeat_ticks = 2;
-    ReplicaConfig {
+    let replica = ReplicaConfig {
         group: GROUP,
         bootstrap_voters: vec![1, 2, 3],
         data_dir: dir.join(format!("node-{id}")),
         tick: Duration::from_millis(10),
         compact_every: 50,
-        raft,
         request_timeout: Duration::from_secs(5),
         storage: storage::Options::default(),
-    }
+    };
+    (replica, raft)
+}
+
+fn start(id: u64, dir: &Path, t: &Arc<Transport>, rx: Receiver<Incoming>) -> Replica {
+    let (cfg, raft) = config(id, dir);
+    Replica::start::<raft::Raft>(cfg, raft, t.clone(), rx).unwrap()
 }
 
 /// Binds three transports first so every node knows every address.
@@ -71,7 +77,7 @@ async fn start_at(
         }
     }
     let t = Arc::new(t);
-    (Replica::start(config(id, dir), t.clone(), rx).unwrap(), t)
+    (start(id, dir, &t, rx), t)
 }
 
 async fn leader(replicas: &BTreeMap<u64, Replica>) -> u64 {
@@ -110,10 +116,7 @@ async fn writes_replicate_reads_are_linearizable_and_data_survives_restarts() {
     let mut transports = BTreeMap::new();
     for (i, (t, rx, _)) in bound.into_iter().enumerate() {
         let id = i as u64 + 1;
-        replicas.insert(
-            id,
-            Replica::start(config(id, dir.path()), t.clone(), rx).unwrap(),
-        );
+        replicas.insert(id, start(id, dir.path(), &t, rx));
         transports.insert(id, t);
     }
     let l = leader(&replicas).await;

@@ -455,7 +455,8 @@ async fn info(replica: &Replica, node_id: u64) -> Frame {
             "slave"
         };
         text.push_str(&format!(
-            "# Replication\r\nrole:{role}\r\nraft_role:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_commit:{}\r\nraft_applied:{}\r\nraft_last_index:{}\r\n",
+            "# Replication\r\nrole:{role}\r\nconsensus:{}\r\nraft_role:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_commit:{}\r\nraft_applied:{}\r\nraft_last_index:{}\r\n",
+            replica.engine_name(),
             s.role,
             s.term.0,
             s.leader.unwrap_or(0),
