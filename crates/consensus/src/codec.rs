@@ -113,7 +113,13 @@ pub fn get_membership(r: &mut Reader) -> Result<Membership, DecodeError> {
 pub fn put_entry(out: &mut Vec<u8>, e: &Entry) {
     out.put_u64_le(e.term.0);
     out.put_u64_le(e.index.0);
-    match &e.payload {
+    put_payload(out, &e.payload);
+}
+
+/// Appends an entry's payload alone (the tail of [`put_entry`]'s encoding), for formats
+/// that carry payloads outside Raft-shaped entries (e.g. Multi-Paxos values).
+pub fn put_payload(out: &mut Vec<u8>, payload: &Payload) {
+    match payload {
         Payload::Noop => out.put_u8(0),
         Payload::Command(b) => {
             out.put_u8(1);
@@ -140,7 +146,17 @@ pub fn put_entry(out: &mut Vec<u8>, e: &Entry) {
 pub fn get_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
     let term = Term(r.u64()?);
     let index = LogIndex(r.u64()?);
-    let payload = match r.u8()? {
+    let payload = get_payload(r)?;
+    Ok(Entry {
+        term,
+        index,
+        payload,
+    })
+}
+
+/// Reads a payload written by [`put_payload`]; zero-copy for commands.
+pub fn get_payload(r: &mut Reader) -> Result<Payload, DecodeError> {
+    Ok(match r.u8()? {
         0 => Payload::Noop,
         1 => Payload::Command(r.bytes()?),
         2 => Payload::Config(ConfigChange::LeaveJoint),
@@ -163,11 +179,6 @@ pub fn get_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
             Payload::Config(ConfigChange::Apply(changes))
         }
         _ => return Err(DecodeError("unknown payload tag")),
-    };
-    Ok(Entry {
-        term,
-        index,
-        payload,
     })
 }
 

@@ -32,6 +32,11 @@ pub struct ServerArgs {
     /// Address for the operator HTTP endpoint (/health, /status, /metrics).
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// The replication engine: `raft` or `paxos` (Multi-Paxos). Every node of a
+    /// cluster must run the same one, and a data directory keeps the engine that
+    /// created it.
+    #[arg(long, value_enum, default_value_t = Consensus::Raft)]
+    pub consensus: Consensus,
     /// Milliseconds per consensus tick (election timeout is 10 ticks, heartbeat 2).
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
@@ -53,6 +58,15 @@ pub struct ServerArgs {
     /// client-query-buffer-limit); beyond it the client gets an error and is closed.
     #[arg(long, default_value_t = 1 << 30)]
     pub max_pending_bytes: usize,
+}
+
+/// The replication engines hakv can run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consensus {
+    /// Raft (the default).
+    Raft,
+    /// Multi-Paxos with a distinguished proposer.
+    Paxos,
 }
 
 /// Parses `1=127.0.0.1:7001/127.0.0.1:17001,2=…`.
@@ -126,8 +140,11 @@ async fn serve(args: ServerArgs) -> i32 {
         }
     }
     let transport = Arc::new(transport);
-    let mut raft = raft::Config::new(node);
-    raft.seed = node ^ std::process::id() as u64;
+    let seed = node ^ std::process::id() as u64;
+    if let Err(e) = claim_engine(&args.data_dir, args.consensus) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     let cfg = ReplicaConfig {
         group: 1,
         bootstrap_voters: args.cluster.keys().copied().collect(),
@@ -147,7 +164,19 @@ async fn serve(args: ServerArgs) -> i32 {
     // Peer frames pass through the front's router: forwarded client requests go to the
     // front, consensus traffic to the replica.
     let (replica_tx, replica_rx) = tokio::sync::mpsc::channel(1024);
-    let replica = match Replica::start::<raft::Raft>(cfg, raft, transport.clone(), replica_rx) {
+    let started = match args.consensus {
+        Consensus::Raft => {
+            let mut raft = raft::Config::new(node);
+            raft.seed = seed;
+            Replica::start::<raft::Raft>(cfg, raft, transport.clone(), replica_rx)
+        }
+        Consensus::Paxos => {
+            let mut paxos = paxos::Config::new(node);
+            paxos.seed = seed;
+            Replica::start::<paxos::Paxos>(cfg, paxos, transport.clone(), replica_rx)
+        }
+    };
+    let replica = match started {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!(
@@ -205,6 +234,38 @@ async fn serve(args: ServerArgs) -> i32 {
     0
 }
 
+/// Records which engine owns a data directory, and refuses to open it with the other:
+/// Raft and Multi-Paxos store different things in the same records (a term is not a
+/// ballot), so reading one's state as the other's would be silent corruption.
+fn claim_engine(dir: &std::path::Path, engine: Consensus) -> Result<(), String> {
+    let name = match engine {
+        Consensus::Raft => "raft",
+        Consensus::Paxos => "paxos",
+    };
+    let marker = dir.join("ENGINE");
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found.trim() == name => Ok(()),
+        Ok(found) => Err(format!(
+            "{} was created by the {} engine; it cannot be opened with --consensus {name}",
+            dir.display(),
+            found.trim()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Directories from before the marker existed hold Raft state.
+            if dir.join("wal").exists() && engine != Consensus::Raft {
+                return Err(format!(
+                    "{} holds Raft state (no ENGINE marker); it cannot be opened with --consensus {name}",
+                    dir.display()
+                ));
+            }
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&marker, format!("{name}\n")))
+                .map_err(|e| format!("cannot write {}: {e}", marker.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", marker.display())),
+    }
+}
+
 async fn wait_for_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -221,7 +282,25 @@ async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cluster;
+    use super::{claim_engine, parse_cluster, Consensus};
+
+    #[test]
+    fn a_data_directory_is_opened_only_by_the_engine_that_created_it() {
+        let dir = std::env::temp_dir().join(format!("hakv-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        claim_engine(&dir, Consensus::Paxos).unwrap();
+        claim_engine(&dir, Consensus::Paxos).unwrap();
+        let e = claim_engine(&dir, Consensus::Raft).unwrap_err();
+        assert!(e.contains("created by the paxos engine"), "{e}");
+        // A directory from before the marker holds Raft state.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("wal")).unwrap();
+        assert!(claim_engine(&dir, Consensus::Paxos)
+            .unwrap_err()
+            .contains("holds Raft state"));
+        claim_engine(&dir, Consensus::Raft).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn cluster_flags_parse_and_bad_ones_say_why() {

@@ -27,6 +27,9 @@ pub struct UpArgs {
     /// Milliseconds per consensus tick.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// The replication engine every node runs: `raft` or `paxos`.
+    #[arg(long, value_enum, default_value_t = crate::server::Consensus::Raft)]
+    pub consensus: crate::server::Consensus,
     /// Flags passed to every `hakv server` (after `--`), e.g.
     /// `hakv up -- --compact-every 1000 --max-pending-bytes 65536`.
     #[arg(last = true)]
@@ -119,6 +122,7 @@ pub fn run(a: UpArgs) -> i32 {
             .args(["--http", &http(i).to_string()])
             .args(["--cluster", &cluster])
             .args(["--tick-ms", &a.tick_ms.to_string()])
+            .args(["--consensus", consensus_name(a.consensus)])
             .args(&a.server_args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -310,5 +314,12 @@ fn info(addr: SocketAddr) -> Option<Info> {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn consensus_name(c: crate::server::Consensus) -> &'static str {
+    match c {
+        crate::server::Consensus::Raft => "raft",
+        crate::server::Consensus::Paxos => "paxos",
     }
 }

@@ -11,9 +11,8 @@ use support::*;
 use lincheck::kv::{KvInput, KvModel, KvOutput};
 use lincheck::{Checker, History, Verdict};
 
-#[test]
-fn acknowledged_writes_survive_sigkill_of_every_node() {
-    let mut cluster = Cluster::new("crash-all", 0, &[]);
+fn acknowledged_writes_survive_sigkill_of_every_node(engine: &str) {
+    let mut cluster = Cluster::with_engine(engine, "crash-all", 0, &[]);
     cluster.leader();
     let mut c = connect(cluster.port(2)).expect("node 2 answers");
     for i in 0..300 {
@@ -44,9 +43,8 @@ fn acknowledged_writes_survive_sigkill_of_every_node() {
     }
 }
 
-#[test]
-fn killing_the_leader_under_load_loses_nothing_and_stays_linearizable() {
-    let mut cluster = Cluster::new("crash-leader", 1, &[]);
+fn killing_the_leader_under_load_loses_nothing_and_stays_linearizable(engine: &str) {
+    let mut cluster = Cluster::with_engine(engine, "crash-leader", 1, &[]);
     let first = cluster.leader();
     let ports: Vec<u16> = (1..=3).map(|i| cluster.port(i)).collect();
     let history: Arc<Mutex<History<KvInput, KvOutput>>> = Arc::new(Mutex::new(History::new()));
@@ -151,4 +149,24 @@ fn killing_the_leader_under_load_loses_nothing_and_stays_linearizable() {
             panic!("{} ops: {other}", ops.len());
         }
     }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_every_node_raft() {
+    acknowledged_writes_survive_sigkill_of_every_node("raft");
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_every_node_paxos() {
+    acknowledged_writes_survive_sigkill_of_every_node("paxos");
+}
+
+#[test]
+fn killing_the_leader_under_load_loses_nothing_and_stays_linearizable_raft() {
+    killing_the_leader_under_load_loses_nothing_and_stays_linearizable("raft");
+}
+
+#[test]
+fn killing_the_leader_under_load_loses_nothing_and_stays_linearizable_paxos() {
+    killing_the_leader_under_load_loses_nothing_and_stays_linearizable("paxos");
 }

@@ -104,13 +104,13 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Starts a cluster and moves node `full`'s data (byte for byte, while it is down)
 /// onto a small tmpfs. None (after saying why) without root or a working mount.
-fn setup(tag: &str, slot: u16, full: impl FnOnce(&Cluster) -> u64) -> Option<Setup> {
+fn setup(engine: &str, tag: &str, slot: u16, full: impl FnOnce(&Cluster) -> u64) -> Option<Setup> {
     // SAFETY: a plain getter.
     if unsafe { libc::geteuid() } != 0 {
         println!("skipped: needs root for tmpfs");
         return None;
     }
-    let cluster = Cluster::new(tag, slot, &[]);
+    let cluster = Cluster::with_engine(engine, tag, slot, &[]);
     cluster.leader();
     let full = full(&cluster);
     let mut s = Setup {
@@ -277,10 +277,15 @@ fn recover(s: &mut Setup, leader: u64) {
     }
 }
 
-#[test]
-fn a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving() {
+fn a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving(engine: &str) {
     let started = Instant::now();
-    let Some(mut s) = setup("full-follower", 2, |c| if c.leader() == 1 { 2 } else { 1 }) else {
+    let Some(mut s) = setup(engine, "full-follower", 2, |c| {
+        if c.leader() == 1 {
+            2
+        } else {
+            1
+        }
+    }) else {
         return;
     };
     let full = s.full;
@@ -346,10 +351,27 @@ fn a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving() 
 /// third. The third node's log now lacks that entry, so it cannot win a vote from `x`:
 /// only `x` can win. (Freezing the third node instead is not enough: the append
 /// already sitting in its socket buffer is read as soon as it runs again.)
-fn make_leader(cluster: &mut Cluster, x: u64) {
+fn make_leader(engine: &str, cluster: &mut Cluster, x: u64) {
     let l = leader_among(cluster, &[1, 2, 3]);
     if l == x {
         return;
+    }
+    if engine == "paxos" {
+        // Any Paxos acceptor can lead (a new leader learns every possibly chosen value
+        // from the promises), so the log trick below does not apply: depose leaders
+        // until `x` wins an election.
+        for round in 0..20 {
+            let l = leader_among(cluster, &[1, 2, 3]);
+            if l == x {
+                println!("made node {x} the leader after {round} depositions");
+                return;
+            }
+            cluster.kill(l);
+            let others: Vec<u64> = (1..=3).filter(|&n| n != l).collect();
+            let _ = leader_among(cluster, &others);
+            cluster.start(l);
+        }
+        fail(cluster, format!("node {x} never won in 20 elections"));
     }
     let third = 6 - l - x;
     cluster.kill(third);
@@ -368,15 +390,16 @@ fn make_leader(cluster: &mut Cluster, x: u64) {
     println!("made node {x} the leader (restarted {third}, then {l})");
 }
 
-#[test]
-fn a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_node_takes_over() {
+fn a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_node_takes_over(
+    engine: &str,
+) {
     let started = Instant::now();
-    let Some(mut s) = setup("full-leader", 7, |c| c.leader()) else {
+    let Some(mut s) = setup(engine, "full-leader", 7, |c| c.leader()) else {
         return;
     };
     let full = s.full;
     let others: Vec<u64> = (1..=3).filter(|&n| n != full).collect();
-    make_leader(&mut s.cluster, full);
+    make_leader(engine, &mut s.cluster, full);
     for &o in &others {
         wait_caught_up(&s.cluster, o, full);
     }
@@ -487,4 +510,30 @@ fn a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_no
     check_readable(&s.cluster, &[leader, full], &acked);
     assert_no_panics(&s.cluster);
     println!("total {:?}", started.elapsed());
+}
+
+#[test]
+fn a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving_raft() {
+    a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving("raft");
+}
+
+#[test]
+fn a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving_paxos() {
+    a_follower_whose_disk_fills_up_stops_alone_while_the_cluster_keeps_serving("paxos");
+}
+
+#[test]
+fn a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_node_takes_over_raft()
+{
+    a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_node_takes_over(
+        "raft",
+    );
+}
+
+#[test]
+fn a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_node_takes_over_paxos(
+) {
+    a_leader_whose_disk_fills_up_fails_writes_with_a_storage_error_and_another_node_takes_over(
+        "paxos",
+    );
 }

@@ -240,9 +240,8 @@ fn scan_all(c: &mut redis::Connection, pattern: &str) -> Vec<String> {
     panic!("SCAN did not finish");
 }
 
-#[test]
-fn every_command_answers_like_redis_through_leader_and_followers() {
-    let cluster = Cluster::new("compat", 3, &[]);
+fn every_command_answers_like_redis_through_leader_and_followers(engine: &str) {
+    let cluster = Cluster::with_engine(engine, "compat", 3, &[]);
     let redis_port = cluster.spare_port();
     let real = RedisServer::start(redis_port);
     let mut theirs = connect(real.port).unwrap();
@@ -281,9 +280,8 @@ fn every_command_answers_like_redis_through_leader_and_followers() {
     }
 }
 
-#[test]
-fn keys_expire_on_every_node_and_pipelines_answer_in_order() {
-    let cluster = Cluster::new("expiry", 4, &[]);
+fn keys_expire_on_every_node_and_pipelines_answer_in_order(engine: &str) {
+    let cluster = Cluster::with_engine(engine, "expiry", 4, &[]);
     let leader = cluster.leader();
     let follower = (1..=3).find(|&n| n != leader).unwrap();
     let mut c = connect_retry(cluster.port(follower));
@@ -326,9 +324,9 @@ fn raw(port: u16, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[test]
-fn protocol_limits_answer_with_an_error_and_close_the_connection() {
-    let cluster = Cluster::new(
+fn protocol_limits_answer_with_an_error_and_close_the_connection(engine: &str) {
+    let cluster = Cluster::with_engine(
+        engine,
         "limits",
         5,
         &[
@@ -375,10 +373,9 @@ fn protocol_limits_answer_with_an_error_and_close_the_connection() {
         .unwrap();
 }
 
-#[test]
-fn hello_3_switches_the_connection_to_resp3() {
+fn hello_3_switches_the_connection_to_resp3(engine: &str) {
     use std::io::{Read, Write};
-    let cluster = Cluster::new("resp3", 2, &[]);
+    let cluster = Cluster::with_engine(engine, "resp3", 2, &[]);
     let leader = cluster.leader();
     let follower = (1..=3).find(|&n| n != leader).unwrap();
     for node in [leader, follower] {
@@ -396,4 +393,44 @@ fn hello_3_switches_the_connection_to_resp3() {
             "node {node}: {out}"
         );
     }
+}
+
+#[test]
+fn every_command_answers_like_redis_through_leader_and_followers_raft() {
+    every_command_answers_like_redis_through_leader_and_followers("raft");
+}
+
+#[test]
+fn every_command_answers_like_redis_through_leader_and_followers_paxos() {
+    every_command_answers_like_redis_through_leader_and_followers("paxos");
+}
+
+#[test]
+fn keys_expire_on_every_node_and_pipelines_answer_in_order_raft() {
+    keys_expire_on_every_node_and_pipelines_answer_in_order("raft");
+}
+
+#[test]
+fn keys_expire_on_every_node_and_pipelines_answer_in_order_paxos() {
+    keys_expire_on_every_node_and_pipelines_answer_in_order("paxos");
+}
+
+#[test]
+fn protocol_limits_answer_with_an_error_and_close_the_connection_raft() {
+    protocol_limits_answer_with_an_error_and_close_the_connection("raft");
+}
+
+#[test]
+fn protocol_limits_answer_with_an_error_and_close_the_connection_paxos() {
+    protocol_limits_answer_with_an_error_and_close_the_connection("paxos");
+}
+
+#[test]
+fn hello_3_switches_the_connection_to_resp3_raft() {
+    hello_3_switches_the_connection_to_resp3("raft");
+}
+
+#[test]
+fn hello_3_switches_the_connection_to_resp3_paxos() {
+    hello_3_switches_the_connection_to_resp3("paxos");
 }

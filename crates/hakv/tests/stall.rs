@@ -123,10 +123,9 @@ fn leader_among(cluster: &Cluster, nodes: &[u64]) -> u64 {
     fail(cluster, format!("no leader among {nodes:?} within 30 s"));
 }
 
-#[test]
-fn a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot() {
+fn a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot(engine: &str) {
     let window = WINDOW.to_string();
-    let mut cluster = Cluster::new("stall", 6, &["--compact-every", &window]);
+    let mut cluster = Cluster::with_engine(engine, "stall", 6, &["--compact-every", &window]);
     let leader = cluster.leader();
     let stalled = if leader == 1 { 2 } else { 1 };
     let other = 6 - leader - stalled;
@@ -247,4 +246,14 @@ fn a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot() {
         "read all {KEYS} keys back from both survivors in {:?}",
         read_started.elapsed()
     );
+}
+
+#[test]
+fn a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot_raft() {
+    a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot("raft");
+}
+
+#[test]
+fn a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot_paxos() {
+    a_follower_stopped_past_the_compaction_window_catches_up_by_snapshot("paxos");
 }

@@ -5,9 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `hakv up` and waits for its "ready" line.
-fn up(dir: &std::path::Path, port: u16) -> Child {
+fn up(engine: &str, dir: &std::path::Path, port: u16) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hakv"))
         .args(["up", "--nodes", "3", "--port", &port.to_string()])
+        .args(["--consensus", engine])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::piped())
@@ -70,17 +71,18 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
-fn base_port() -> u16 {
-    // Client, peer (+10000) and HTTP (+20000) ports all stay below the ephemeral range.
-    7_000 + (std::process::id() % 900) as u16 * 3
+fn base_port(engine: &str) -> u16 {
+    // Client, peer (+10000) and HTTP (+20000) ports all stay below the ephemeral range
+    // (32768..); each engine has its own range so both tests can run at once.
+    let offset = if engine == "paxos" { 2_700 } else { 0 };
+    7_000 + offset + (std::process::id() % 900) as u16 * 3
 }
 
-#[test]
-fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
-    let dir = std::env::temp_dir().join(format!("hakv-up-test-{}", std::process::id()));
+fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts(engine: &str) {
+    let dir = std::env::temp_dir().join(format!("hakv-up-test-{engine}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let port = base_port();
-    let cluster = up(&dir, port);
+    let port = base_port(engine);
+    let cluster = up(engine, &dir, port);
     let json = std::fs::read_to_string(dir.join("cluster.json")).unwrap();
     assert_eq!(
         json.matches("\"pid\"").count(),
@@ -158,7 +160,7 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
         .collect();
     let roles: Vec<&str> = rows.iter().filter_map(|r| r.get(2).copied()).collect();
     let ok = out.status.success()
-        && rows.iter().all(|r| r.get(1) == Some(&"raft"))
+        && rows.iter().all(|r| r.get(1) == Some(&engine))
         && roles.iter().filter(|&&r| r == "leader").count() == 1
         && roles.iter().filter(|&&r| r == "follower").count() == 2;
     // Starting a second cluster on the same ports is refused, not silently confused.
@@ -187,7 +189,7 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
 
     // Stop everything; start again on the same directory: the data is back.
     stop(cluster);
-    let cluster = up(&dir, port);
+    let cluster = up(engine, &dir, port);
     let mut c = client(port + 2);
     let once: String = redis::cmd("GET").arg("once").query(&mut c).unwrap();
     assert_eq!(once, "a");
@@ -197,4 +199,14 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts() {
     assert_eq!(kept, "value2");
     stop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts_raft() {
+    a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts("raft");
+}
+
+#[test]
+fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts_paxos() {
+    a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts("paxos");
 }

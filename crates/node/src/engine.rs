@@ -75,3 +75,44 @@ impl ReplicaEngine for raft::Raft {
         raft::Raft::snapshot(self)
     }
 }
+
+impl ReplicaEngine for paxos::Paxos {
+    type Config = paxos::Config;
+    const NAME: &'static str = "paxos";
+
+    fn boot(cfg: paxos::Config, recovered: Recovered) -> Result<Self, String> {
+        paxos::Paxos::new(cfg, recovered)
+    }
+
+    fn bootstrap(voters: &[NodeId]) -> Recovered {
+        paxos::Paxos::bootstrap(voters)
+    }
+
+    fn encode_message(msg: &paxos::Message, out: &mut Vec<u8>) {
+        paxos::wire::encode(msg, out)
+    }
+
+    fn decode_message(bytes: Bytes) -> Result<paxos::Message, String> {
+        paxos::wire::decode(bytes).map_err(|e| e.to_string())
+    }
+
+    fn role(&self) -> Role {
+        paxos::Paxos::role(self)
+    }
+
+    fn term(&self) -> Term {
+        paxos::Paxos::term(self)
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        paxos::Paxos::leader(self)
+    }
+
+    fn snapshot_index(&self) -> LogIndex {
+        paxos::Paxos::snapshot_index(self)
+    }
+
+    fn snapshot(&self) -> Option<&Snapshot> {
+        paxos::Paxos::snapshot(self)
+    }
+}

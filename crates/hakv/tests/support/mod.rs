@@ -20,20 +20,30 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts three nodes. `slot` (0..8) keeps the ports of tests in one binary apart.
+    /// Starts three Raft nodes. `slot` (0..8) keeps the ports of tests in one binary
+    /// apart.
     pub fn new(tag: &str, slot: u16, extra: &[&str]) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("hakv-{tag}-{}", std::process::id()));
+        Cluster::with_engine("raft", tag, slot, extra)
+    }
+
+    /// Starts three nodes running `engine` ("raft" or "paxos").
+    pub fn with_engine(engine: &str, tag: &str, slot: u16, extra: &[&str]) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("hakv-{tag}-{engine}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         assert!(slot < 8, "slots 0..8");
         // Below the kernel's ephemeral range (32768..), so no outgoing connection can
-        // hold a port a node is about to listen on; one 72-port block per test process.
-        let base = 10_000 + ((std::process::id() % 300) as u16) * 72 + slot * 3;
+        // hold a port a node is about to listen on; one 144-port block per test
+        // process, half per engine so both engines' tests can run at once.
+        let engine_offset = if engine == "paxos" { 72 } else { 0 };
+        let base = 10_000 + ((std::process::id() % 150) as u16) * 144 + engine_offset + slot * 3;
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        extra.extend(["--consensus".to_string(), engine.to_string()]);
         let mut c = Cluster {
             dir,
             base,
             nodes: vec![None, None, None],
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
         };
         for i in 1..=3 {
             c.start(i);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Raft vs Multi-Paxos on a real 3-node cluster: the same store, transport, log engine
+# and fsync policy, only the replication engine differs. For each engine, starts
+# `hakv up --consensus ENGINE` (3 processes on 127.0.0.1, fsync on every group commit),
+# runs redis-benchmark SET and GET (256-byte values) against the leader at 1, 16 and 64
+# clients, and reads every node's /metrics before and after each run to report peer
+# messages (transport frames, heartbeats included) per request.
+#
+#   bench/engines.sh            # prints a Markdown table
+#   RUNS=3 bench/engines.sh     # median of 3 runs per cell
+#
+# Needs redis-benchmark (Debian's redis-tools) and curl. Every process it starts is
+# stopped at the end, also on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-1}
+PORT=${PORT:-7301}
+command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
+
+cargo build --release -q -p hakv
+HAKV=./target/release/hakv
+
+UP_PID=""
+WORK=$(mktemp -d)
+cleanup() {
+  if [ -n "$UP_PID" ]; then kill -TERM "$UP_PID" 2>/dev/null || true; wait "$UP_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# Sum of a metric over the three nodes' HTTP ports (client port + 20000 under `up`).
+metric_sum() {
+  local name=$1 total=0 v
+  for i in 0 1 2; do
+    v=$(curl -s "http://127.0.0.1:$((PORT + i + 20000))/metrics" | awk -v n="$name" '$1 ~ "^"n"({|$)" {s+=$2} END {print s+0}')
+    total=$((total + ${v%.*}))
+  done
+  echo "$total"
+}
+
+# One redis-benchmark run; prints "rps p50 p99 msgs_per_commit".
+run_one() {
+  local port=$1 test=$2 clients=$3 n=$4
+  local f0 f1 line
+  f0=$(metric_sum hakv_transport_frames_sent_total)
+  line=$(redis-benchmark -p "$port" -t "$test" -d 256 -c "$clients" -n "$n" -r 100000 --csv 2>/dev/null | tail -1)
+  f1=$(metric_sum hakv_transport_frames_sent_total)
+  # Every SET commits one entry, so per request = per committed command for writes.
+  local msgs
+  msgs=$(awk -v f=$((f1 - f0)) -v n="$n" 'BEGIN {printf "%.2f", f / n}')
+  echo "$line" | awk -F'"' -v m="$msgs" '{printf "%s %s %s %s\n", $4, $10, $14, m}'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "| engine | test | clients | requests/s | p50 ms | p99 ms | peer messages per request |"
+echo "|---|---|---|---|---|---|---|"
+for engine in raft paxos; do
+  dir="$WORK/$engine"
+  "$HAKV" up --consensus "$engine" --dir "$dir" --port "$PORT" >"$WORK/$engine.log" 2>&1 &
+  UP_PID=$!
+  for _ in $(seq 1 300); do grep -q '^ready' "$WORK/$engine.log" && break; sleep 0.1; done
+  grep -q '^ready' "$WORK/$engine.log" || { cat "$WORK/$engine.log" >&2; exit 1; }
+  leader=$(sed -n 's/.*node \([0-9]*\) leads.*/\1/p' "$WORK/$engine.log" | head -1)
+  lport=$((PORT + leader - 1))
+  for test in set get; do
+    for clients in 1 16 64; do
+      case $clients in 1) n=3000 ;; 16) n=30000 ;; *) n=60000 ;; esac
+      results=()
+      for _ in $(seq 1 "$RUNS"); do results+=("$(run_one "$lport" "$test" "$clients" "$n")"); done
+      rps=$(printf '%s\n' "${results[@]}" | awk '{print $1}' | median)
+      p50=$(printf '%s\n' "${results[@]}" | awk '{print $2}' | median)
+      p99=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | median)
+      msgs=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | median)
+      echo "| $engine | ${test^^} | $clients | ${rps%.*} | $p50 | $p99 | $msgs |"
+    done
+  done
+  kill -TERM "$UP_PID"; wait "$UP_PID" 2>/dev/null || true; UP_PID=""
+done
