@@ -202,7 +202,15 @@ fn a_node_restarts_from_its_snapshot_and_the_slots_after_it() {
 fn a_node_holding_what_a_snapshot_covers_does_not_install_it() {
     let mut net = Net::new(&[1, 2, 3], &[]);
     let values: Vec<Value> = ["a", "b", "c", "d", "e"].iter().map(|s| cmd(s)).collect();
-    let accept = msg(1, 1, Body::Accept { first: idx(2), values, commit: idx(1) });
+    let accept = msg(
+        1,
+        1,
+        Body::Accept {
+            first: idx(2),
+            values,
+            commit: idx(1),
+        },
+    );
     net.get_mut(3).step(1, accept).unwrap();
     net.take_ready(3);
     let late = msg(
@@ -224,7 +232,11 @@ fn a_node_holding_what_a_snapshot_covers_does_not_install_it() {
     let ready = net.take_ready(3);
     assert!(ready.snapshot.is_none());
     assert_eq!(net.get(3).last_index(), idx(6), "slots 5 and 6 are kept");
-    assert_eq!(net.get(3).commit_index(), idx(4), "what the snapshot covers is learned");
+    assert_eq!(
+        net.get(3).commit_index(),
+        idx(4),
+        "what the snapshot covers is learned"
+    );
     assert!(matches!(
         ready.messages_after_sync[0].msg.body,
         Body::Accepted { through, .. } if through == idx(6)
@@ -243,7 +255,15 @@ fn a_node_that_forgot_slots_does_not_count_its_own_promise() {
         c.pre_prepare = false;
     });
     let values: Vec<Value> = ["a", "b", "c", "d", "e"].iter().map(|s| cmd(s)).collect();
-    let accept = msg(1, 1, Body::Accept { first: idx(2), values, commit: idx(1) });
+    let accept = msg(
+        1,
+        1,
+        Body::Accept {
+            first: idx(2),
+            values,
+            commit: idx(1),
+        },
+    );
     net.get_mut(3).step(1, accept).unwrap();
     net.take_ready(3);
     let snapshot = msg(

@@ -121,6 +121,7 @@ impl SimConfig {
             lease_reads: check_quorum && r.chance(0.4),
             lease_drift_permille: 100,
             raft_knobs: Default::default(),
+            paxos_knobs: Default::default(),
         };
         // The lease's documented assumption: tick rates drift by at most its bound.
         // Each node's skew is within ±skew of nominal, so pairwise drift stays within it

@@ -1,7 +1,9 @@
 //! hakv's deterministic simulator.
 //!
 //! One seed defines a whole world — cluster size, fault mix, engine tuning, workload —
-//! and replays it exactly. Each run drives real engine code through a faulty network
+//! and replays it exactly, on either engine (Raft or Multi-Paxos, through
+//! [`SimEngine`]): the same world and the same checks for both, plus each engine's own
+//! invariants. Each run drives real engine code through a faulty network
 //! (loss, duplication, reordering, partitions of every shape), disks that lose unsynced
 //! writes on crash, restarts, skewed clocks, membership changes and leadership
 //! transfers; asserts the safety invariants in [`invariants`] after every event; then
@@ -41,6 +43,7 @@ pub fn run<E: SimEngine>(cfg: SimConfig) -> Result<Report, Failure> {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "non-string panic".into());
             Err(Failure {
+                engine: E::NAME,
                 seed,
                 message: format!("panic: {message}"),
                 summary,
@@ -53,4 +56,10 @@ pub fn run<E: SimEngine>(cfg: SimConfig) -> Result<Report, Failure> {
 /// Runs the world `SimConfig::from_seed(seed)` on Raft.
 pub fn run_raft_seed(seed: u64) -> Result<Report, Failure> {
     run::<raft::Raft>(SimConfig::from_seed(seed))
+}
+
+/// Runs the world `SimConfig::from_seed(seed)` on Multi-Paxos: the same cluster, faults,
+/// workload and checks as [`run_raft_seed`].
+pub fn run_paxos_seed(seed: u64) -> Result<Report, Failure> {
+    run::<paxos::Paxos>(SimConfig::from_seed(seed))
 }

@@ -1,18 +1,39 @@
 //! The simulator's command line: replay one seed with a readable trace, or run a long
 //! campaign over many seeds with a progress bar and a summary of what was exercised.
+//! Every seed runs against each selected engine with the same world (cluster, faults,
+//! workload) and the same checks.
 //!
 //! ```text
-//! cargo run -p sim --release -- --seeds 100000          # campaign
-//! cargo run -p sim --release -- --seed 42 --trace       # replay one seed, print events
+//! cargo run -p sim --release -- --seeds 100000                  # campaign, both engines
+//! cargo run -p sim --release -- --seeds 3000 --engine paxos     # one engine
+//! cargo run -p sim --release -- --seed 42 --trace --engine raft # replay one seed
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use sim::{Failure, SimConfig, Stats};
+use sim::{Failure, Report, SimConfig, Stats};
+
+/// Which engines a run drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EngineChoice {
+    Raft,
+    Paxos,
+    Both,
+}
+
+impl EngineChoice {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            EngineChoice::Raft => &["raft"],
+            EngineChoice::Paxos => &["paxos"],
+            EngineChoice::Both => &["raft", "paxos"],
+        }
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "sim", about = "hakv deterministic simulator")]
@@ -35,50 +56,77 @@ struct Args {
     /// Stop at the first failure.
     #[arg(long)]
     fail_fast: bool,
-    /// Turn on a deliberately broken protocol knob, to watch the checks catch it:
-    /// vote-without-log-check, commit-any-term, skip-persist-barrier, read-without-quorum.
+    /// The engines to drive (each seed runs on each).
+    #[arg(long, value_enum, default_value_t = EngineChoice::Both)]
+    engine: EngineChoice,
+    /// Turn on a deliberately broken protocol knob, to watch the checks catch it.
+    /// Raft: vote-without-log-check, commit-any-term, skip-persist-barrier,
+    /// read-without-quorum. Multi-Paxos: ignore-promised-values, skip-persist-barrier,
+    /// read-without-quorum, retry-without-backoff.
     #[arg(long)]
     knob: Option<String>,
 }
 
-/// The world for `seed`, with `knob` (if any) broken.
-fn world(seed: u64, knob: Option<&str>) -> SimConfig {
+/// The world for `seed` on `engine`, with `knob` (if any) broken; `Err` names a knob
+/// the engine does not have.
+fn world(seed: u64, engine: &str, knob: Option<&str>) -> Result<SimConfig, String> {
     let mut cfg = SimConfig::from_seed(seed);
-    if let Some(k) = knob {
-        let knobs = &mut cfg.engine.raft_knobs;
-        match k {
-            "vote-without-log-check" => knobs.vote_without_log_check = true,
-            "commit-any-term" => knobs.commit_any_term = true,
-            "skip-persist-barrier" => knobs.skip_persist_barrier = true,
-            "read-without-quorum" => knobs.read_without_quorum = true,
-            other => {
-                eprintln!("unknown knob {other:?}");
-                std::process::exit(2);
-            }
-        }
+    let Some(k) = knob else {
+        return Ok(cfg);
+    };
+    let (r, p) = (&mut cfg.engine.raft_knobs, &mut cfg.engine.paxos_knobs);
+    match (engine, k) {
+        ("raft", "vote-without-log-check") => r.vote_without_log_check = true,
+        ("raft", "commit-any-term") => r.commit_any_term = true,
+        ("raft", "skip-persist-barrier") => r.skip_persist_barrier = true,
+        ("raft", "read-without-quorum") => r.read_without_quorum = true,
+        ("paxos", "ignore-promised-values") => p.ignore_promised_values = true,
+        ("paxos", "skip-persist-barrier") => p.skip_persist_barrier = true,
+        ("paxos", "read-without-quorum") => p.read_without_quorum = true,
+        ("paxos", "retry-without-backoff") => p.retry_without_backoff = true,
+        _ => return Err(format!("{engine} has no knob {k:?}")),
     }
-    cfg
+    Ok(cfg)
+}
+
+/// Runs one world on the named engine.
+fn run_on(engine: &str, cfg: SimConfig) -> Result<Report, Failure> {
+    match engine {
+        "raft" => sim::run::<raft::Raft>(cfg),
+        _ => sim::run::<paxos::Paxos>(cfg),
+    }
 }
 
 fn main() {
     let args = Args::parse();
-    if let Some(seed) = args.seed {
-        std::process::exit(replay(seed, args.trace, args.knob.as_deref()));
+    for engine in args.engine.names() {
+        if let Err(e) = world(0, engine, args.knob.as_deref()) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
     }
-    std::process::exit(campaign(&args));
+    let mut code = 0;
+    for engine in args.engine.names() {
+        let c = match args.seed {
+            Some(seed) => replay(engine, seed, args.trace, args.knob.as_deref()),
+            None => campaign(engine, &args),
+        };
+        code = code.max(c);
+    }
+    std::process::exit(code);
 }
 
-fn replay(seed: u64, trace: bool, knob: Option<&str>) -> i32 {
-    let mut cfg = world(seed, knob);
+fn replay(engine: &str, seed: u64, trace: bool, knob: Option<&str>) -> i32 {
+    let mut cfg = world(seed, engine, knob).expect("knob checked");
     cfg.trace = trace;
-    println!("{}", cfg.summary());
-    match sim::run::<raft::Raft>(cfg) {
+    println!("[{engine}] {}", cfg.summary());
+    match run_on(engine, cfg) {
         Ok(report) => {
             for line in &report.trace {
                 println!("{line}");
             }
             println!(
-                "seed {seed}: ok — {} events, {} ops checked, trace hash {:016x}, recovered in {:.1} ms",
+                "[{engine}] seed {seed}: ok — {} events, {} ops checked, trace hash {:016x}, recovered in {:.1} ms",
                 report.stats.events,
                 report.ops_checked,
                 report.trace_hash,
@@ -97,7 +145,7 @@ fn replay(seed: u64, trace: bool, knob: Option<&str>) -> i32 {
     }
 }
 
-fn campaign(args: &Args) -> i32 {
+fn campaign(engine: &str, args: &Args) -> i32 {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -112,7 +160,7 @@ fn campaign(args: &Args) -> i32 {
         .progress_chars("=> "),
     );
     println!(
-        "simulating raft: seeds {}..{} on {threads} threads",
+        "simulating {engine}: seeds {}..{} on {threads} threads",
         args.start,
         args.start + args.seeds
     );
@@ -132,7 +180,7 @@ fn campaign(args: &Args) -> i32 {
                 if seed >= end || (fail_fast && !failures.lock().expect("lock").is_empty()) {
                     break;
                 }
-                match sim::run::<raft::Raft>(world(seed, knob)) {
+                match run_on(engine, world(seed, engine, knob).expect("knob checked")) {
                     Ok(r) => {
                         let mut t = totals.lock().expect("lock");
                         t.0.add(&r.stats);
@@ -156,7 +204,7 @@ fn campaign(args: &Args) -> i32 {
     let failures = failures.lock().expect("lock");
     let ran = bar.position();
     println!(
-        "\n{ran} seeds in {secs:.1}s ({:.1} seeds/s)",
+        "\n[{engine}] {ran} seeds in {secs:.1}s ({:.1} seeds/s)",
         ran as f64 / secs
     );
     println!(
@@ -186,11 +234,11 @@ fn campaign(args: &Args) -> i32 {
         stats.ops_completed, stats.ops_indeterminate
     );
     if failures.is_empty() {
-        println!("{ran} passed, 0 failed");
+        println!("[{engine}] {ran} passed, 0 failed");
         0
     } else {
         println!(
-            "FAILED seeds: {:?}",
+            "[{engine}] FAILED seeds: {:?}",
             failures.iter().map(|f| f.seed).collect::<Vec<_>>()
         );
         println!(

@@ -122,6 +122,8 @@ pub struct Report {
 /// A run that broke a property.
 #[derive(Clone, Debug)]
 pub struct Failure {
+    /// The engine that failed.
+    pub engine: &'static str,
     /// The seed that reproduces it.
     pub seed: u64,
     /// What broke.
@@ -138,8 +140,8 @@ impl std::fmt::Display for Failure {
         writeln!(f, "  {}", self.summary)?;
         write!(
             f,
-            "  replay: cargo run -p sim --release -- --seed {} --trace",
-            self.seed
+            "  replay: cargo run -p sim --release -- --seed {} --trace --engine {}",
+            self.seed, self.engine
         )
     }
 }
@@ -257,6 +259,10 @@ impl<E: SimEngine> Sim<E> {
         let clients = (0..cfg.clients)
             .map(|i| Client::new(i as u64 + 1))
             .collect();
+        let obs = Observations {
+            founders: consensus::Membership::new(voters.iter().copied()),
+            ..Default::default()
+        };
         Sim {
             rng,
             now: 0,
@@ -268,7 +274,7 @@ impl<E: SimEngine> Sim<E> {
             draining: false,
             clients,
             history: Recorder::default(),
-            obs: Observations::default(),
+            obs,
             stats: Stats::default(),
             hasher: DefaultHasher::new(),
             trace: Vec::new(),
@@ -305,6 +311,7 @@ impl<E: SimEngine> Sim<E> {
 
     pub(crate) fn fail(&self, message: String) -> Failure {
         Failure {
+            engine: E::NAME,
             seed: self.cfg.seed,
             message,
             summary: self.cfg.summary(),

@@ -3,7 +3,7 @@
 //! log entry for the same index." Checked on the stronger form: every entry any node
 //! considers committed agrees with every other, and so does every entry applied.
 
-use consensus::{Entry, NodeId};
+use consensus::{Entry, NodeId, Payload};
 
 use super::{entry_hash, Observations, Violation};
 use crate::harness::SimEngine;
@@ -21,6 +21,9 @@ fn record(obs: &mut Observations, id: NodeId, e: &Entry, what: &str) -> Result<(
         Some(_) => Ok(()),
         None => {
             obs.chosen.insert(e.index, seen);
+            if let Payload::Config(change) = &e.payload {
+                obs.configs.insert(e.index, change.clone());
+            }
             Ok(())
         }
     }
@@ -37,7 +40,6 @@ pub fn check_commit<E: SimEngine>(
     let mut i = from.next().max(node.snapshot_index().next());
     while i <= commit {
         if let Some(e) = node.entry(i) {
-            let e = e.clone();
             record(obs, id, &e, "committed")?;
         }
         i = i.next();
@@ -55,4 +57,6 @@ pub fn check_apply(obs: &mut Observations, id: NodeId, e: &Entry) -> Result<(), 
 pub fn forget_node(obs: &mut Observations, id: NodeId) {
     obs.commit_checked.remove(&id);
     obs.leading.remove(&id);
+    obs.learned_checked.remove(&id);
+    obs.acks_recorded.remove(&id);
 }
