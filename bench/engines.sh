@@ -45,7 +45,11 @@ run_one() {
   local port=$1 test=$2 clients=$3 n=$4
   local f0 f1 line
   f0=$(metric_sum hakv_transport_frames_sent_total)
-  line=$(redis-benchmark -p "$port" -t "$test" -d 256 -c "$clients" -n "$n" -r 100000 --csv 2>/dev/null | tail -1)
+  line=$(redis-benchmark -p "$port" -t "$test" -d 256 -c "$clients" -n "$n" -r 100000 --csv 2>>"$WORK/bench.err" | tail -1)
+  case $line in
+    '"SET"'*|'"GET"'*) ;;
+    *) echo "redis-benchmark failed against port $port:" >&2; tail -5 "$WORK/bench.err" >&2; exit 1 ;;
+  esac
   f1=$(metric_sum hakv_transport_frames_sent_total)
   # Every SET commits one entry, so per request = per committed command for writes.
   local msgs
@@ -65,6 +69,8 @@ for engine in raft paxos; do
   grep -q '^ready' "$WORK/$engine.log" || { cat "$WORK/$engine.log" >&2; exit 1; }
   leader=$(sed -n 's/.*node \([0-9]*\) leads.*/\1/p' "$WORK/$engine.log" | head -1)
   lport=$((PORT + leader - 1))
+  # Warm up (connections, first elections' dust) before measuring.
+  redis-benchmark -p "$lport" -t set -d 256 -c 16 -n 5000 -q >/dev/null 2>&1 || true
   for test in set get; do
     for clients in 1 16 64; do
       case $clients in 1) n=3000 ;; 16) n=30000 ;; *) n=60000 ;; esac
