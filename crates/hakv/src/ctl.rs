@@ -101,7 +101,10 @@ fn status(dir: PathBuf, http: Vec<SocketAddr>) -> i32 {
                     num("node"),
                     s["engine"].as_str().unwrap_or("?"),
                     s["role"].as_str().unwrap_or("?"),
-                    num("term"),
+                    match (s["ballot"]["round"].as_u64(), s["ballot"]["node"].as_u64()) {
+                        (Some(r), Some(n)) => format!("{r}.{n}"),
+                        _ => num("term"),
+                    },
                     num("leader"),
                     num("commit"),
                     num("applied"),

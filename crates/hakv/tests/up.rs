@@ -161,6 +161,15 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts(engine: &
     let roles: Vec<&str> = rows.iter().filter_map(|r| r.get(2).copied()).collect();
     let ok = out.status.success()
         && rows.iter().all(|r| r.get(1) == Some(&engine))
+        // The term column: a Raft term, or a Paxos ballot shown as round.node.
+        && rows.iter().all(|r| {
+            r.get(3).is_some_and(|t| match engine {
+                "paxos" => t
+                    .split_once('.')
+                    .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok()),
+                _ => t.parse::<u64>().is_ok(),
+            })
+        })
         && roles.iter().filter(|&&r| r == "leader").count() == 1
         && roles.iter().filter(|&&r| r == "follower").count() == 2;
     // Starting a second cluster on the same ports is refused, not silently confused.

@@ -126,6 +126,11 @@ pub fn status_json(node_id: u64, engine: &str, s: &Status) -> serde_json::Value 
     serde_json::json!({
         "node": node_id,
         "engine": engine,
+        // Multi-Paxos reports its ballot as a term (round << 16 | node): show both.
+        "ballot": (engine == "paxos").then(|| {
+            let b = paxos::Ballot::from_term(s.term);
+            serde_json::json!({ "round": b.round, "node": b.node })
+        }),
         "group": 1,
         "role": format!("{:?}", s.role).to_lowercase(),
         "term": s.term.0,
