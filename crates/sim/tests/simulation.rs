@@ -157,11 +157,6 @@ fn a_calm_cluster_elects_and_commits() {
     }
 }
 
-/// Runs seeds `0..n` on Raft with a broken knob; see [`first_caught_on`].
-fn first_caught(n: u64, mutate: impl Fn(&mut SimConfig) + Sync) -> Option<Failure> {
-    first_caught_on::<Raft>(n, mutate)
-}
-
 /// Runs seeds `0..n` on engine `E` with a broken knob on two threads, stopping at the
 /// first failure (the lowest failing seed among those run); returns it.
 fn first_caught_on<E: SimEngine>(
@@ -191,15 +186,32 @@ fn first_caught_on<E: SimEngine>(
     found.into_inner().unwrap()
 }
 
+/// Asserts that a broken protocol (set up by `mutate`) is caught on engine `E` within
+/// seeds `0..n`, by one of the checks named in `caught_by` (any check if empty), and
+/// prints the seed that caught it.
+fn assert_caught<E: SimEngine>(
+    n: u64,
+    what: &str,
+    caught_by: &[&str],
+    mutate: impl Fn(&mut SimConfig) + Sync,
+) {
+    let f = first_caught_on::<E>(n, mutate)
+        .unwrap_or_else(|| panic!("{what} must be caught within {n} seeds"));
+    assert!(
+        caught_by.is_empty() || caught_by.iter().any(|c| f.message.contains(c)),
+        "caught by something else: {}",
+        f.message
+    );
+    println!("caught at seed {}: {}", f.seed, f.message);
+}
+
 #[test]
 fn voting_without_the_log_check_is_caught() {
-    let f = first_caught(200, |c| {
+    assert_caught::<Raft>(200, "granting votes to stale candidates", &[], |c| {
         c.engine.raft_knobs.vote_without_log_check = true;
         c.faults.partitions = true;
         c.faults.crashes = true;
-    })
-    .expect("granting votes to stale candidates must be caught within 200 seeds");
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 /// The Figure 8 bug needs a precise five-step interleaving (scripted in
@@ -209,7 +221,7 @@ fn voting_without_the_log_check_is_caught() {
 #[test]
 #[ignore = "long: searches up to 20,000 seeds"]
 fn committing_old_term_entries_by_counting_is_caught_in_a_long_campaign() {
-    let f = first_caught(20_000, |c| {
+    assert_caught::<Raft>(20_000, "the Figure 8 bug", &[], |c| {
         c.engine.raft_knobs.commit_any_term = true;
         c.faults.crashes = true;
         c.faults.partitions = true;
@@ -218,34 +230,23 @@ fn committing_old_term_entries_by_counting_is_caught_in_a_long_campaign() {
         c.voters = 3;
         c.faults.membership = false;
         c.faults.transfers = false;
-    })
-    .expect("the Figure 8 bug must be caught within 20,000 seeds");
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 #[test]
 fn skipping_the_persistence_barrier_is_caught() {
-    let f = first_caught(200, |c| {
+    assert_caught::<Raft>(200, "acknowledging before fsync", &[], |c| {
         c.engine.raft_knobs.skip_persist_barrier = true;
         c.faults.crashes = true;
-    })
-    .expect("acknowledging before fsync must be caught within 200 seeds");
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 #[test]
 fn reads_without_quorum_confirmation_are_caught_by_the_linearizability_check() {
-    let f = first_caught(200, |c| {
+    assert_caught::<Raft>(200, "stale reads", &["linearizable"], |c| {
         c.engine.raft_knobs.read_without_quorum = true;
         c.faults.partitions = true;
-    })
-    .expect("stale reads must be caught within 200 seeds");
-    assert!(
-        f.message.contains("linearizable"),
-        "caught by something else: {}",
-        f.message
-    );
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 // --- Multi-Paxos: each broken knob is caught, by the check that exists for it. ---
@@ -254,63 +255,44 @@ fn reads_without_quorum_confirmation_are_caught_by_the_linearizability_check() {
 /// something else in a slot where a value was already chosen.
 #[test]
 fn a_leader_ignoring_promised_values_is_caught() {
-    let f = first_caught_on::<Paxos>(200, |c| {
-        c.engine.paxos_knobs.ignore_promised_values = true;
-        c.faults.crashes = true;
-    })
-    .expect("un-choosing a chosen value must be caught within 200 seeds");
-    assert!(
-        f.message.contains("one value chosen per slot")
-            || f.message.contains("state machine safety"),
-        "caught by something else: {}",
-        f.message
+    assert_caught::<Paxos>(
+        200,
+        "un-choosing a chosen value",
+        &["one value chosen per slot", "state machine safety"],
+        |c| {
+            c.engine.paxos_knobs.ignore_promised_values = true;
+            c.faults.crashes = true;
+        },
     );
-    println!("caught at seed {}: {}", f.seed, f.message);
 }
 
 /// Promises and acknowledgements sent before they are durable: a crash then breaks a
 /// promise or forgets an acceptance a quorum relied on.
 #[test]
 fn multi_paxos_skipping_the_persistence_barrier_is_caught() {
-    let f = first_caught_on::<Paxos>(300, |c| {
+    assert_caught::<Paxos>(300, "acknowledging before fsync", &[], |c| {
         c.engine.paxos_knobs.skip_persist_barrier = true;
         c.faults.crashes = true;
-    })
-    .expect("acknowledging before fsync must be caught within 300 seeds");
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 #[test]
 fn multi_paxos_reads_without_quorum_confirmation_are_caught_by_the_linearizability_check() {
-    let f = first_caught_on::<Paxos>(200, |c| {
+    assert_caught::<Paxos>(200, "stale reads", &["linearizable"], |c| {
         c.engine.paxos_knobs.read_without_quorum = true;
         c.faults.partitions = true;
-    })
-    .expect("stale reads must be caught within 200 seeds");
-    assert!(
-        f.message.contains("linearizable"),
-        "caught by something else: {}",
-        f.message
-    );
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 /// Dueling proposers: retrying at once when preempted (no randomized back-off) keeps
 /// proposers preempting each other, and the liveness check after the heal catches it.
 #[test]
 fn multi_paxos_proposers_without_back_off_are_caught_by_the_liveness_check() {
-    let f = first_caught_on::<Paxos>(300, |c| {
+    assert_caught::<Paxos>(300, "a livelock", &["liveness"], |c| {
         c.engine.paxos_knobs.retry_without_backoff = true;
         c.engine.pre_vote = false;
         c.engine.check_quorum = false;
-    })
-    .expect("a livelock must be caught within 300 seeds");
-    assert!(
-        f.message.contains("liveness"),
-        "caught by something else: {}",
-        f.message
-    );
-    println!("caught at seed {}: {}", f.seed, f.message);
+    });
 }
 
 /// Seeds that once exposed a real Multi-Paxos bug, each kept as a regression:
