@@ -8,13 +8,47 @@ mod harness;
 use bytes::Bytes;
 use consensus::{Engine, LogIndex, Payload, Role};
 use harness::*;
-use paxos::{Ballot, Body, Value};
+use paxos::{Ballot, Body, Message, Value};
 
 fn cmd(s: &str) -> Value {
     Value {
         origin: Ballot::new(1, 1),
         payload: Payload::Command(Bytes::copy_from_slice(s.as_bytes())),
     }
+}
+
+/// Leader 1 (ballot round 1) sends slots 2..=6 with slot 1 chosen.
+fn five_slot_accept() -> Message {
+    let values: Vec<Value> = ["a", "b", "c", "d", "e"].iter().map(|s| cmd(s)).collect();
+    msg(
+        1,
+        1,
+        Body::Accept {
+            first: idx(2),
+            values,
+            commit: idx(1),
+        },
+    )
+}
+
+/// A one-chunk snapshot through slot 4 (chosen in ballot (1, 1)), sent by `from` in
+/// ballot round `round`.
+fn snapshot_through_4(from: u64, round: u64) -> Message {
+    msg(
+        from,
+        round,
+        Body::InstallSnapshot {
+            meta: consensus::SnapshotMeta {
+                index: idx(4),
+                term: Ballot::new(1, 1).to_term(),
+                membership: consensus::Membership::new([1, 2, 3]),
+            },
+            total_bytes: 4,
+            offset: 0,
+            chunk: Bytes::from_static(b"snap"),
+            commit: idx(4),
+        },
+    )
 }
 
 #[test]
@@ -51,16 +85,7 @@ fn a_lagging_replica_catches_up_from_the_leaders_snapshot_in_chunks() {
 #[test]
 fn installing_a_snapshot_forgets_acknowledged_slots_only_after_saying_so_durably() {
     let mut net = Net::new(&[1, 2, 3], &[]);
-    let values: Vec<Value> = ["a", "b", "c", "d", "e"].iter().map(|s| cmd(s)).collect();
-    let accept = msg(
-        1,
-        1,
-        Body::Accept {
-            first: idx(2),
-            values,
-            commit: idx(1),
-        },
-    );
+    let accept = five_slot_accept();
     net.get_mut(3).step(1, accept).unwrap();
     let ready = net.take_ready(3);
     assert!(matches!(
@@ -201,33 +226,10 @@ fn a_node_restarts_from_its_snapshot_and_the_slots_after_it() {
 #[test]
 fn a_node_holding_what_a_snapshot_covers_does_not_install_it() {
     let mut net = Net::new(&[1, 2, 3], &[]);
-    let values: Vec<Value> = ["a", "b", "c", "d", "e"].iter().map(|s| cmd(s)).collect();
-    let accept = msg(
-        1,
-        1,
-        Body::Accept {
-            first: idx(2),
-            values,
-            commit: idx(1),
-        },
-    );
+    let accept = five_slot_accept();
     net.get_mut(3).step(1, accept).unwrap();
     net.take_ready(3);
-    let late = msg(
-        1,
-        1,
-        Body::InstallSnapshot {
-            meta: consensus::SnapshotMeta {
-                index: idx(4),
-                term: Ballot::new(1, 1).to_term(),
-                membership: consensus::Membership::new([1, 2, 3]),
-            },
-            total_bytes: 4,
-            offset: 0,
-            chunk: Bytes::from_static(b"snap"),
-            commit: idx(4),
-        },
-    );
+    let late = snapshot_through_4(1, 1);
     net.get_mut(3).step(1, late).unwrap();
     let ready = net.take_ready(3);
     assert!(ready.snapshot.is_none());
@@ -254,33 +256,10 @@ fn a_node_that_forgot_slots_does_not_count_its_own_promise() {
         c.check_quorum = false;
         c.pre_prepare = false;
     });
-    let values: Vec<Value> = ["a", "b", "c", "d", "e"].iter().map(|s| cmd(s)).collect();
-    let accept = msg(
-        1,
-        1,
-        Body::Accept {
-            first: idx(2),
-            values,
-            commit: idx(1),
-        },
-    );
+    let accept = five_slot_accept();
     net.get_mut(3).step(1, accept).unwrap();
     net.take_ready(3);
-    let snapshot = msg(
-        2,
-        2,
-        Body::InstallSnapshot {
-            meta: consensus::SnapshotMeta {
-                index: idx(4),
-                term: Ballot::new(1, 1).to_term(),
-                membership: consensus::Membership::new([1, 2, 3]),
-            },
-            total_bytes: 4,
-            offset: 0,
-            chunk: Bytes::from_static(b"snap"),
-            commit: idx(4),
-        },
-    );
+    let snapshot = snapshot_through_4(2, 2);
     net.get_mut(3).step(2, snapshot).unwrap();
     net.take_ready(3);
     net.take_ready(3);
