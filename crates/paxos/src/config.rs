@@ -36,8 +36,16 @@ pub struct Config {
     pub election_ticks: u32,
     /// Leader heartbeat interval in ticks; must be below `election_ticks`.
     pub heartbeat_ticks: u32,
-    /// Most slots in one Accept message (1 disables batching).
+    /// Most slots not yet known chosen in one Accept message: how many new proposals
+    /// share a message (1 disables batching).
     pub batch_slots_max: usize,
+    /// Most slots already chosen in one Accept message, sent to an acceptor that is
+    /// behind the commit index (a learner just added, a node back from a partition or a
+    /// restart). Catching up is bounded by round trips, so it does not follow
+    /// `batch_slots_max`: with one slot per message and one message in flight, an
+    /// acceptor missing a few thousand slots would need as many round trips. The byte
+    /// limit `batch_bytes_max` still applies.
+    pub catchup_slots_max: usize,
     /// Most value bytes in one Accept message (at least one slot is always sent).
     pub batch_bytes_max: usize,
     /// Most Accept messages in flight to one acceptor (pipelining window).
@@ -78,6 +86,7 @@ impl Config {
             election_ticks: 10,
             heartbeat_ticks: 2,
             batch_slots_max: 1024,
+            catchup_slots_max: 1024,
             batch_bytes_max: 1 << 20,
             inflight_msgs_max: 64,
             inflight_bytes_max: 16 << 20,
@@ -107,8 +116,10 @@ impl Config {
                 self.heartbeat_ticks, self.election_ticks
             ));
         }
-        if self.batch_slots_max == 0 || self.inflight_msgs_max == 0 {
-            return Err("batch_slots_max and inflight_msgs_max must be positive".into());
+        if self.batch_slots_max == 0 || self.catchup_slots_max == 0 || self.inflight_msgs_max == 0 {
+            return Err(
+                "batch_slots_max, catchup_slots_max and inflight_msgs_max must be positive".into(),
+            );
         }
         if self.snapshot_chunk_bytes == 0 {
             return Err("snapshot_chunk_bytes must be positive".into());

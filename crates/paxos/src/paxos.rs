@@ -383,9 +383,12 @@ impl Paxos {
         let entries = self.log.take_unpersisted();
         let hs = self.hard_state();
         let hard_state = (hs != self.persisted_hard_state).then_some(hs);
-        // A commit-index change alone need not be synced: losing it is safe.
+        // A commit-index change alone need not be synced: losing it is safe. Nor need
+        // clearing the forgotten-slots marker (keeping it is conservative); raising it
+        // must, because `finish_ready` installs a waiting snapshot on the strength of it.
         let promise_changed = hs.term != self.persisted_hard_state.term;
-        let must_sync = snapshot.is_some() || !entries.is_empty() || promise_changed;
+        let forgetting = durable::forgotten(&hs) > durable::forgotten(&self.persisted_hard_state);
+        let must_sync = snapshot.is_some() || !entries.is_empty() || promise_changed || forgetting;
         let committed_entries = self.log.take_committed(self.cfg.apply_batch_bytes_max);
         self.in_progress = Some(InProgress {
             number: self.ready_number,

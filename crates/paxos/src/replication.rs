@@ -163,10 +163,21 @@ impl Paxos {
             self.start_snapshot(to);
             return false;
         }
+        // Slots already chosen (an acceptor catching up) travel up to
+        // `catchup_slots_max` per message, new proposals up to `batch_slots_max`.
+        let commit = self.log.committed();
+        let catchup_max = self.cfg.catchup_slots_max.max(self.cfg.batch_slots_max);
+        let slots_max = |slot: LogIndex| {
+            if slot <= commit {
+                catchup_max
+            } else {
+                self.cfg.batch_slots_max
+            }
+        };
         let mut values = Vec::new();
         let mut bytes = 0;
         let mut slot = first;
-        while slot <= self.proposal_end && values.len() < self.cfg.batch_slots_max {
+        while slot <= self.proposal_end && values.len() < slots_max(slot) {
             let a = self
                 .log
                 .get(slot)
@@ -179,7 +190,6 @@ impl Paxos {
             values.push(a.value.clone());
             slot = slot.next();
         }
-        let commit = self.log.committed();
         let pr = self.progress.get_mut(&to).expect("checked above");
         if values.is_empty() && (!allow_empty || commit <= pr.commit_sent) {
             return false;

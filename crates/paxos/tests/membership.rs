@@ -57,6 +57,62 @@ fn a_learner_catches_up_then_becomes_a_voter() {
     }
 }
 
+/// Catching up is bounded by round trips, not by how proposals are batched: with one
+/// slot per accept and one accept in flight (`batch_slots_max = inflight_msgs_max = 1`),
+/// a learner added 2,000 slots behind once needed 2,000 round trips — longer than the
+/// simulator's drain after a heal (seed 26599). Chosen slots now travel up to
+/// `catchup_slots_max` per accept, while new proposals still go one slot at a time.
+#[test]
+fn a_learner_far_behind_catches_up_in_a_few_round_trips_whatever_the_batch_size() {
+    let mut net = Net::with_config(&[1, 2, 3], &[4], |c| {
+        c.batch_slots_max = 1;
+        c.inflight_msgs_max = 1;
+    });
+    net.elect(1);
+    for i in 0..2000 {
+        net.propose(1, &format!("c{i}"));
+    }
+    net.get_mut(1)
+        .change_config(apply(&[MemberChange::AddLearner(4)]))
+        .unwrap();
+    let accepts_before = net.count_delivered("Accept");
+    let mut rounds = 0;
+    while net.applied_commands(4).len() < 2000 {
+        net.round();
+        rounds += 1;
+        assert!(
+            rounds <= 12,
+            "after {rounds} round trips the learner has applied only {} of 2,000 commands",
+            net.applied_commands(4).len()
+        );
+    }
+    assert!(
+        net.count_delivered("Accept") - accepts_before <= 20,
+        "a few large accepts, not one per slot"
+    );
+    // New proposals are still batched as configured: one slot per accept.
+    for i in 0..3 {
+        net.get_mut(1)
+            .propose(Bytes::from(format!("n{i}")))
+            .unwrap();
+    }
+    let ready = net.take_ready(1);
+    let accepts: Vec<usize> = all_messages(&ready)
+        .into_iter()
+        .filter_map(|(_, m)| match m.body {
+            paxos::Body::Accept { values, .. } => Some(values.len()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !accepts.is_empty() && accepts.iter().all(|&n| n == 1),
+        "{accepts:?}"
+    );
+    net.settle();
+    net.tick(2);
+    assert_eq!(net.applied_commands(4).len(), 2003);
+}
+
 #[test]
 fn a_removed_voter_is_no_longer_needed_for_a_quorum() {
     let mut net = Net::new(&[1, 2, 3, 4], &[]);

@@ -159,6 +159,41 @@ fn installing_a_snapshot_forgets_acknowledged_slots_only_after_saying_so_durably
     ));
 }
 
+/// The record of forgotten slots must be fsynced, not only written: the install it
+/// guards follows in the next ready. Here the promise does not change with it (the
+/// snapshot's sender was promised earlier), so nothing else in that ready asks for a
+/// sync.
+#[test]
+fn the_forgotten_slots_record_is_synced_even_when_the_promise_is_unchanged() {
+    let mut net = Net::new(&[1, 2, 3], &[]);
+    net.get_mut(3).step(1, five_slot_accept()).unwrap();
+    net.take_ready(3);
+    let prepare = msg(
+        2,
+        2,
+        Body::Prepare {
+            commit: idx(4),
+            transfer: true,
+        },
+    );
+    net.get_mut(3).step(2, prepare).unwrap();
+    let promised = net.take_ready(3);
+    assert!(matches!(
+        promised.messages_after_sync[0].msg.body,
+        Body::Promise { .. }
+    ));
+    net.get_mut(3).step(2, snapshot_through_4(2, 2)).unwrap();
+    let first = net.take_ready(3);
+    assert!(first.snapshot.is_none());
+    assert_eq!(first.hard_state.map(|h| h.vote), Some(Some(6)));
+    assert!(
+        first.must_sync,
+        "the install waits on this record: it must be fsynced, not just written"
+    );
+    let second = net.take_ready(3);
+    assert_eq!(second.snapshot.map(|s| s.meta.index), Some(idx(4)));
+}
+
 /// A proposer whose chosen prefix ends before an acceptor's compaction point could not
 /// learn the compacted values from its promise: it is refused, and a node that knows
 /// them leads instead.
