@@ -63,65 +63,155 @@ fn status(dir: PathBuf, http: Vec<SocketAddr>) -> i32 {
             .filter_map(|n| Some((n["id"].to_string(), n["http"].as_str()?.parse().ok()?)))
             .collect()
     };
+    let mut answers = Vec::new();
+    let mut unreachable = Vec::new();
+    for (name, addr) in targets {
+        match get_json(addr, "/status") {
+            Ok(s) => answers.push(s),
+            Err(e) => unreachable.push(format!("{name:<6} unreachable at {addr}: {e}")),
+        }
+    }
+    let sharded = answers
+        .iter()
+        .any(|s| s["shard_count"].as_u64().is_some_and(|n| n > 1));
+    if sharded {
+        print_nodes(&answers);
+        for u in &unreachable {
+            println!("{u}");
+        }
+        println!();
+        print_shards(&answers);
+    } else {
+        print_replication(&answers);
+        for u in &unreachable {
+            println!("{u}");
+        }
+    }
+    if unreachable.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+fn num(s: &serde_json::Value, k: &str) -> String {
+    s[k].as_u64()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A term, or a Multi-Paxos ballot as round.node.
+fn term(s: &serde_json::Value) -> String {
+    match (s["ballot"]["round"].as_u64(), s["ballot"]["node"].as_u64()) {
+        (Some(r), Some(n)) => format!("{r}.{n}"),
+        _ => num(s, "term"),
+    }
+}
+
+/// One group per node: each node's role, term, leader, indexes and its followers.
+fn print_replication(answers: &[serde_json::Value]) {
     println!(
         "{:<6} {:<7} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  replication",
         "node", "engine", "role", "term", "leader", "commit", "applied", "log"
     );
-    let mut unreachable = 0;
-    for (name, addr) in targets {
-        match get_json(addr, "/status") {
-            Ok(s) => {
-                let peers: Vec<String> = s["peers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|p| {
-                        format!(
-                            "{}:{}@{}{}",
-                            p["id"],
-                            p["state"].as_str().unwrap_or("?"),
-                            p["matched"],
-                            if p["recently_active"].as_bool() == Some(true) {
-                                ""
-                            } else {
-                                " (silent)"
-                            }
-                        )
-                    })
-                    .collect();
-                let log = s["last_index"].as_u64().unwrap_or(0) + 1
-                    - s["first_index"].as_u64().unwrap_or(1);
-                let num = |k: &str| {
-                    s[k].as_u64()
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into())
-                };
-                println!(
-                    "{:<6} {:<7} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  {}",
-                    num("node"),
-                    s["engine"].as_str().unwrap_or("?"),
-                    s["role"].as_str().unwrap_or("?"),
-                    match (s["ballot"]["round"].as_u64(), s["ballot"]["node"].as_u64()) {
-                        (Some(r), Some(n)) => format!("{r}.{n}"),
-                        _ => num("term"),
-                    },
-                    num("leader"),
-                    num("commit"),
-                    num("applied"),
-                    log,
-                    peers.join(" ")
-                );
-            }
-            Err(e) => {
-                unreachable += 1;
-                println!("{name:<6} unreachable at {addr}: {e}");
+    for s in answers {
+        let peers: Vec<String> = s["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{}:{}@{}{}",
+                    p["id"],
+                    p["state"].as_str().unwrap_or("?"),
+                    p["matched"],
+                    if p["recently_active"].as_bool() == Some(true) {
+                        ""
+                    } else {
+                        " (silent)"
+                    }
+                )
+            })
+            .collect();
+        let log = (s["last_index"].as_u64().unwrap_or(0) + 1)
+            .saturating_sub(s["first_index"].as_u64().unwrap_or(1));
+        println!(
+            "{:<6} {:<7} {:<11} {:>6} {:>7} {:>10} {:>10} {:>9}  {}",
+            num(s, "node"),
+            s["engine"].as_str().unwrap_or("?"),
+            s["role"].as_str().unwrap_or("?"),
+            term(s),
+            num(s, "leader"),
+            num(s, "commit"),
+            num(s, "applied"),
+            log,
+            peers.join(" ")
+        );
+    }
+}
+
+/// Sharded: one line per node (what it holds and leads).
+fn print_nodes(answers: &[serde_json::Value]) {
+    println!(
+        "{:<6} {:<7} {:>7} {:>5} {:>5}",
+        "node", "engine", "shards", "held", "led"
+    );
+    for s in answers {
+        println!(
+            "{:<6} {:<7} {:>7} {:>5} {:>5}",
+            num(s, "node"),
+            s["engine"].as_str().unwrap_or("?"),
+            num(s, "shard_count"),
+            num(s, "shards_held"),
+            num(s, "shards_led"),
+        );
+    }
+}
+
+/// Sharded: one line per shard, assembled from every replica's report.
+fn print_shards(answers: &[serde_json::Value]) {
+    use std::collections::BTreeMap;
+    let mut shards: BTreeMap<u64, Vec<&serde_json::Value>> = BTreeMap::new();
+    for s in answers {
+        for sh in s["shards"].as_array().into_iter().flatten() {
+            if let Some(id) = sh["shard"].as_u64() {
+                shards.entry(id).or_default().push(sh);
             }
         }
     }
-    if unreachable > 0 {
-        1
-    } else {
-        0
+    println!(
+        "{:<6} {:<12} {:>7} {:>6} {:>10}  {:<28} health",
+        "shard", "replicas", "leader", "term", "commit", "applied by replica"
+    );
+    for (id, reports) in shards {
+        let replicas: Vec<String> = reports[0]["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n.to_string())
+            .collect();
+        let leader = reports.iter().find(|r| r["role"] == "leader");
+        let applied: Vec<String> = reports
+            .iter()
+            .map(|r| format!("{}:{}", num(r, "node"), num(r, "applied")))
+            .collect();
+        let commit = reports.iter().filter_map(|r| r["commit"].as_u64()).max();
+        let health = match leader {
+            None => "NO LEADER".to_string(),
+            Some(_) if reports.len() < replicas.len() => {
+                format!("{} of {} replicas answering", reports.len(), replicas.len())
+            }
+            Some(_) => "ok".to_string(),
+        };
+        println!(
+            "{:<6} {:<12} {:>7} {:>6} {:>10}  {:<28} {health}",
+            id,
+            replicas.join(","),
+            leader.map_or("-".to_string(), |l| num(l, "node")),
+            leader.map_or("-".to_string(), |l| term(l)),
+            commit.map_or("-".to_string(), |c| c.to_string()),
+            applied.join(" "),
+        );
     }
 }
 

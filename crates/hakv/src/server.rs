@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use node::front::route::{group_of, Routing};
 use node::front::{Front, FrontConfig};
-use node::replica::{Replica, ReplicaConfig};
+use node::host::{GroupSpec, Host, HostConfig};
 use node::transport::{Transport, TransportConfig};
 
 /// Flags of `hakv server`.
@@ -48,6 +49,14 @@ pub struct ServerArgs {
     /// further behind than the retained log catches up by snapshot.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub compact_every: u64,
+    /// Shards of the keyspace (fixed when the cluster is created; every node must be
+    /// given the same number). Each shard is one replication group.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub shards: u32,
+    /// Replicas of each shard, on distinct nodes chosen by the consistent-hash ring
+    /// (at most the number of nodes).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub replicas: u32,
     /// Largest bulk string a client may send, in bytes (Redis's proto-max-bulk-len).
     #[arg(long, default_value_t = 512 << 20)]
     pub max_bulk_bytes: usize,
@@ -145,9 +154,38 @@ async fn serve(args: ServerArgs) -> i32 {
         eprintln!("error: {e}");
         return 1;
     }
-    let cfg = ReplicaConfig {
-        group: 1,
-        bootstrap_voters: args.cluster.keys().copied().collect(),
+    if let Err(e) = claim_layout(&args.data_dir, &layout(&args)) {
+        eprintln!("error: {e}");
+        return 1;
+    }
+    // Every node computes the same placement from the same founding members.
+    let map = match placement(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: cannot place {} shards: {e}", args.shards);
+            return 2;
+        }
+    };
+    let specs: Vec<GroupSpec> = map
+        .shards_on(ring::NodeId(node))
+        .into_iter()
+        .map(|shard| {
+            let voters: Vec<u64> = map
+                .replicas(shard)
+                .unwrap_or_default()
+                .iter()
+                .map(|n| n.0)
+                .collect();
+            GroupSpec {
+                group: group_of(shard.0),
+                // The ring's first choice leads: the placement spreads first choices
+                // evenly, so leadership (and the write load) spreads too.
+                preferred_leader: (args.shards > 1).then(|| voters[0]),
+                voters,
+            }
+        })
+        .collect();
+    let cfg = HostConfig {
         data_dir: args.data_dir.clone(),
         tick: Duration::from_millis(args.tick_ms),
         compact_every: args.compact_every,
@@ -162,22 +200,22 @@ async fn serve(args: ServerArgs) -> i32 {
         },
     };
     // Peer frames pass through the front's router: forwarded client requests go to the
-    // front, consensus traffic to the replica.
-    let (replica_tx, replica_rx) = tokio::sync::mpsc::channel(1024);
+    // front, consensus traffic to the host.
+    let (host_tx, host_rx) = tokio::sync::mpsc::channel(1024);
     let started = match args.consensus {
         Consensus::Raft => {
             let mut raft = raft::Config::new(node);
             raft.seed = seed;
-            Replica::start::<raft::Raft>(cfg, raft, transport.clone(), replica_rx)
+            Host::start::<raft::Raft>(cfg, raft, &specs, transport.clone(), host_rx)
         }
         Consensus::Paxos => {
             let mut paxos = paxos::Config::new(node);
             paxos.seed = seed;
-            Replica::start::<paxos::Paxos>(cfg, paxos, transport.clone(), replica_rx)
+            Host::start::<paxos::Paxos>(cfg, paxos, &specs, transport.clone(), host_rx)
         }
     };
-    let replica = match started {
-        Ok(r) => Arc::new(r),
+    let host = match started {
+        Ok(h) => h,
         Err(e) => {
             eprintln!(
                 "error: node {node} cannot open its data in {}: {e}",
@@ -186,6 +224,12 @@ async fn serve(args: ServerArgs) -> i32 {
             return 1;
         }
     };
+    let local = host
+        .replicas()
+        .iter()
+        .map(|(&group, r)| ((group - 1) as u32, r.clone()))
+        .collect();
+    let routing = Arc::new(Routing::new(&map, local));
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -202,14 +246,15 @@ async fn serve(args: ServerArgs) -> i32 {
         pending_bytes_max: args.max_pending_bytes,
         ..FrontConfig::new(node)
     };
-    let front = Front::new(replica.clone(), transport.clone(), front_cfg);
-    let router = tokio::spawn(front.clone().route(incoming, replica_tx));
+    let front = Front::new(routing.clone(), transport.clone(), front_cfg);
+    let router = tokio::spawn(front.clone().route(incoming, host_tx));
     let http = match args.http {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
                 let observed = Arc::new(node::http::Observed {
                     node_id: node,
-                    replica: replica.clone(),
+                    engine: host.engine_name(),
+                    routing: routing.clone(),
                     transport: transport.clone(),
                 });
                 Some(tokio::spawn(node::http::serve(l, observed)))
@@ -221,7 +266,15 @@ async fn serve(args: ServerArgs) -> i32 {
         },
         None => None,
     };
-    tracing::info!(node, clients = %args.listen, peers = %args.peer_listen, http = ?args.http, "node started");
+    tracing::info!(
+        node,
+        clients = %args.listen,
+        peers = %args.peer_listen,
+        http = ?args.http,
+        shards = args.shards,
+        held = specs.len(),
+        "node started"
+    );
     let front = tokio::spawn(front.serve(listener));
     wait_for_signal().await;
     tracing::info!(node, "stopping");
@@ -230,8 +283,65 @@ async fn serve(args: ServerArgs) -> i32 {
     if let Some(h) = http {
         h.abort();
     }
-    drop(replica);
+    drop(routing);
+    host.stop();
     0
+}
+
+/// The founding placement: the shards of a keyspace of `--shards` on the `--cluster`
+/// nodes, `--replicas` each, by the consistent-hash ring.
+fn placement(args: &ServerArgs) -> Result<ring::ShardMap, ring::Error> {
+    let keyspace = ring::Keyspace::new(args.shards, ring::HashTags::Redis)?;
+    let replicas = args.replicas.min(args.cluster.len() as u32);
+    let placement = ring::Placement::new(
+        keyspace,
+        replicas,
+        ring::Placement::VNODES_PER_WEIGHT_DEFAULT,
+    )?;
+    let members = ring::Members::new(args.cluster.keys().map(|&id| ring::Node::new(id)))?;
+    placement.compute(&members)
+}
+
+/// The founding layout of a cluster, as recorded in each data directory: the shard
+/// count, replicas per shard and founding nodes together decide the placement.
+fn layout(args: &ServerArgs) -> String {
+    let nodes: Vec<String> = args.cluster.keys().map(|n| n.to_string()).collect();
+    format!(
+        "shards={} replicas={} nodes={}\n",
+        args.shards,
+        args.replicas.min(args.cluster.len() as u32),
+        nodes.join(",")
+    )
+}
+
+/// Records the layout a data directory was created with and refuses another: a
+/// different shard count would route keys to shards that do not hold them, and a
+/// different replica count or founding node set would place shards on other nodes.
+fn claim_layout(dir: &std::path::Path, want: &str) -> Result<(), String> {
+    let marker = dir.join("LAYOUT");
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found == want => Ok(()),
+        Ok(found) => Err(format!(
+            "{} was created with layout `{}`; it cannot be opened with `{}` (shards, replicas and founding nodes are fixed when a cluster is created)",
+            dir.display(),
+            found.trim(),
+            want.trim()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Directories from before the marker hold one shard (group 1).
+            if dir.join("wal").exists() && !want.starts_with("shards=1 ") {
+                return Err(format!(
+                    "{} holds an unsharded store; it cannot be opened with `{}`",
+                    dir.display(),
+                    want.trim()
+                ));
+            }
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&marker, want))
+                .map_err(|e| format!("cannot write {}: {e}", marker.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", marker.display())),
+    }
 }
 
 /// Records which engine owns a data directory, and refuses to open it with the other:

@@ -27,6 +27,13 @@ pub struct UpArgs {
     /// Milliseconds per consensus tick.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// Shards of the keyspace, each its own replication group placed on the nodes by
+    /// the consistent-hash ring.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub shards: u32,
+    /// Replicas of each shard (at most --nodes).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub replicas: u32,
     /// The replication engine every node runs: `raft` or `paxos`.
     #[arg(long, value_enum, default_value_t = crate::server::Consensus::Raft)]
     pub consensus: crate::server::Consensus,
@@ -123,6 +130,8 @@ pub fn run(a: UpArgs) -> i32 {
             .args(["--cluster", &cluster])
             .args(["--tick-ms", &a.tick_ms.to_string()])
             .args(["--consensus", consensus_name(a.consensus)])
+            .args(["--shards", &a.shards.to_string()])
+            .args(["--replicas", &a.replicas.to_string()])
             .args(&a.server_args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -151,9 +160,9 @@ pub fn run(a: UpArgs) -> i32 {
         return 1;
     }
 
-    // Wait for a leader, watching for nodes that die on the way.
+    // Wait for every shard to have a leader, watching for nodes that die on the way.
     let started = Instant::now();
-    let leader = loop {
+    let led = loop {
         if STOP.load(Ordering::SeqCst) {
             stop_all(&mut procs);
             return 130;
@@ -165,16 +174,21 @@ pub fn run(a: UpArgs) -> i32 {
             );
             return 1;
         }
-        // The answer must come from our own child, not from whatever owns the port.
-        if let Some(l) = procs.iter().find(|p| {
-            !p.exited
-                && info(p.client).is_some_and(|i| i.role == "master" && i.pid == Some(p.child.id()))
-        }) {
-            break l.id;
+        // The answers must come from our own children, not from whatever owns a port.
+        let led: Vec<(u16, u32)> = procs
+            .iter()
+            .filter(|p| !p.exited)
+            .filter_map(|p| {
+                let i = info(p.client)?;
+                (i.pid == Some(p.child.id())).then_some((p.id, i.shards_led))
+            })
+            .collect();
+        if led.iter().map(|(_, n)| n).sum::<u32>() >= a.shards {
+            break led;
         }
         if started.elapsed() > Duration::from_secs(30) {
             eprintln!(
-                "error: no leader after 30 s; see the logs in {}",
+                "error: not every shard has a leader after 30 s; see the logs in {}",
                 a.dir.display()
             );
             stop_all(&mut procs);
@@ -182,10 +196,24 @@ pub fn run(a: UpArgs) -> i32 {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    let leaders: Vec<String> = led
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(id, n)| {
+            if a.shards == 1 {
+                format!("node {id} leads")
+            } else {
+                format!("node {id} leads {n}")
+            }
+        })
+        .collect();
     println!(
-        "hakv: {} nodes up in {:.1} s; node {leader} leads",
+        "hakv: {} nodes, {} shard{} up in {:.1} s; {}",
         procs.len(),
-        started.elapsed().as_secs_f64()
+        a.shards,
+        if a.shards == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64(),
+        leaders.join(", ")
     );
     for p in &procs {
         println!(
@@ -284,11 +312,11 @@ fn write_cluster_json(
 }
 
 struct Info {
-    role: String,
+    shards_led: u32,
     pid: Option<u32>,
 }
 
-/// The `role:` and `process_id:` lines of a node's INFO, if it answers.
+/// How many shards a node leads and its `process_id:`, from its INFO, if it answers.
 fn info(addr: SocketAddr) -> Option<Info> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
@@ -305,7 +333,7 @@ fn info(addr: SocketAddr) -> Option<Info> {
                     .find_map(|l| l.strip_prefix(k).map(|r| r.trim().to_string()))
             };
             return Some(Info {
-                role: field("role:")?,
+                shards_led: field("hakv_shards_led:")?.parse().ok()?,
                 pid: field("process_id:").and_then(|p| p.parse().ok()),
             });
         }

@@ -147,7 +147,7 @@ fn log_of(cluster: &Cluster, i: u64) -> String {
 }
 
 fn storage_failed(cluster: &Cluster, i: u64) -> bool {
-    log_of(cluster, i).contains("storage failed; this replica stops serving")
+    log_of(cluster, i).contains("storage failed; every group on this node stops serving")
 }
 
 fn assert_no_panics(cluster: &Cluster) {

@@ -14,6 +14,9 @@ pub trait ReplicaEngine: Engine + Send + Sized + 'static {
     type Config: Clone + std::fmt::Debug + Send + 'static;
     /// Short name, for logs, INFO and `/status` ("raft", "paxos").
     const NAME: &'static str;
+    /// Mixes `salt` (the group id) into the engine's random seed, so that the groups
+    /// of one node draw different election timeouts.
+    fn salt_seed(cfg: &mut Self::Config, salt: u64);
     /// Rebuilds the engine from what the log engine recovered; `Err` says why the
     /// durable state is unusable.
     fn boot(cfg: Self::Config, recovered: Recovered) -> Result<Self, String>;
@@ -38,6 +41,10 @@ pub trait ReplicaEngine: Engine + Send + Sized + 'static {
 impl ReplicaEngine for raft::Raft {
     type Config = raft::Config;
     const NAME: &'static str = "raft";
+
+    fn salt_seed(cfg: &mut raft::Config, salt: u64) {
+        cfg.seed ^= salt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 
     fn boot(cfg: raft::Config, recovered: Recovered) -> Result<Self, String> {
         raft::Raft::new(cfg, recovered)
@@ -79,6 +86,10 @@ impl ReplicaEngine for raft::Raft {
 impl ReplicaEngine for paxos::Paxos {
     type Config = paxos::Config;
     const NAME: &'static str = "paxos";
+
+    fn salt_seed(cfg: &mut paxos::Config, salt: u64) {
+        cfg.seed ^= salt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 
     fn boot(cfg: paxos::Config, recovered: Recovered) -> Result<Self, String> {
         paxos::Paxos::new(cfg, recovered)

@@ -10,17 +10,31 @@ use consensus::{ReplicationState, Role, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::replica::Replica;
+use crate::front::route::{group_of, Routing};
 use crate::transport::Transport;
 
 /// What the endpoint reports on.
 pub struct Observed {
     /// This node.
     pub node_id: u64,
-    /// The replica of group 1.
-    pub replica: Arc<Replica>,
+    /// The replication engine's name.
+    pub engine: &'static str,
+    /// The shards, and the replicas of them this node holds.
+    pub routing: Arc<Routing>,
     /// The peer transport.
     pub transport: Arc<Transport>,
+}
+
+/// Every shard held here with its status, in shard order; a shard whose host has
+/// stopped answers with the error.
+async fn local_statuses(o: &Observed) -> Vec<(u32, Result<Status, String>)> {
+    let mut locals: Vec<_> = o.routing.locals().map(|(s, r)| (s, r.clone())).collect();
+    locals.sort_by_key(|(s, _)| *s);
+    let mut out = Vec::with_capacity(locals.len());
+    for (shard, r) in locals {
+        out.push((shard, r.status().await.map_err(|e| e.to_string())));
+    }
+    out
 }
 
 /// Serves HTTP on `listener` until the task is dropped.
@@ -58,31 +72,54 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
         (405, "text/plain", "only GET is supported\n".to_string())
     } else {
         match path {
-            "/health" => match o.replica.status().await {
-                Ok(s) => (
-                    200,
-                    "text/plain",
-                    format!(
-                        "ok node={} role={:?} leader={}\n",
-                        o.node_id,
-                        s.role,
-                        s.leader.unwrap_or(0)
+            "/health" => {
+                let statuses = local_statuses(&o).await;
+                let failed: Vec<String> = statuses
+                    .iter()
+                    .filter_map(|(shard, s)| s.as_ref().err().map(|e| format!("shard {shard}: {e}")))
+                    .collect();
+                let led = statuses
+                    .iter()
+                    .filter(|(_, s)| matches!(s, Ok(s) if s.role == Role::Leader))
+                    .count();
+                let leaderless = statuses
+                    .iter()
+                    .filter(|(_, s)| matches!(s, Ok(s) if s.leader.is_none()))
+                    .count();
+                match (failed.is_empty(), statuses.first()) {
+                    (false, _) => (503, "text/plain", format!("unhealthy: {}\n", failed.join("; "))),
+                    (true, Some((_, Ok(first)))) if statuses.len() == 1 => (
+                        200,
+                        "text/plain",
+                        format!(
+                            "ok node={} role={:?} leader={}\n",
+                            o.node_id,
+                            first.role,
+                            first.leader.unwrap_or(0)
+                        ),
                     ),
-                ),
-                Err(e) => (503, "text/plain", format!("unhealthy: {e}\n")),
-            },
-            "/status" => match o.replica.status().await {
-                Ok(s) => (
-                    200,
-                    "application/json",
-                    status_json(o.node_id, o.replica.engine_name(), &s).to_string(),
-                ),
-                Err(e) => (
-                    503,
-                    "application/json",
-                    serde_json::json!({ "error": e.to_string() }).to_string(),
-                ),
-            },
+                    _ => (
+                        200,
+                        "text/plain",
+                        format!(
+                            "ok node={} shards_held={} shards_led={led} shards_without_leader={leaderless}\n",
+                            o.node_id,
+                            statuses.len()
+                        ),
+                    ),
+                }
+            }
+            "/status" => {
+                let statuses = local_statuses(&o).await;
+                match statuses.iter().find_map(|(_, s)| s.as_ref().err()) {
+                    Some(e) => (
+                        503,
+                        "application/json",
+                        serde_json::json!({ "error": e }).to_string(),
+                    ),
+                    None => (200, "application/json", node_json(&o, &statuses).to_string()),
+                }
+            }
             "/metrics" => (200, "text/plain; version=0.0.4", metrics(&o).await),
             _ => (
                 404,
@@ -104,7 +141,35 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
     let _ = stream.write_all(resp.as_bytes()).await;
 }
 
-/// The JSON form of a replica's status (also what `hakv ctl status` reads).
+/// The node's `/status` (what `hakv ctl status` reads): the first shard's status at
+/// the top level (the whole story in an unsharded cluster) and every shard held here
+/// under `shards`.
+fn node_json(o: &Observed, statuses: &[(u32, Result<Status, String>)]) -> serde_json::Value {
+    let shards: Vec<serde_json::Value> = statuses
+        .iter()
+        .filter_map(|(shard, s)| {
+            let mut j = status_json(o.node_id, o.engine, s.as_ref().ok()?);
+            j["shard"] = (*shard).into();
+            j["group"] = group_of(*shard).into();
+            j["replicas"] = o.routing.replicas(*shard).into();
+            Some(j)
+        })
+        .collect();
+    let mut top = shards.first().cloned().unwrap_or_else(|| {
+        serde_json::json!({ "node": o.node_id, "engine": o.engine, "role": "none" })
+    });
+    top["shard_count"] = o.routing.shards().into();
+    top["shards_held"] = shards.len().into();
+    top["shards_led"] = statuses
+        .iter()
+        .filter(|(_, s)| matches!(s, Ok(s) if s.role == Role::Leader))
+        .count()
+        .into();
+    top["shards"] = shards.into();
+    top
+}
+
+/// The JSON form of one group's status.
 pub fn status_json(node_id: u64, engine: &str, s: &Status) -> serde_json::Value {
     let peers: Vec<serde_json::Value> = s
         .peers
@@ -131,7 +196,6 @@ pub fn status_json(node_id: u64, engine: &str, s: &Status) -> serde_json::Value 
             let b = paxos::Ballot::from_term(s.term);
             serde_json::json!({ "round": b.round, "node": b.node })
         }),
-        "group": 1,
         "role": format!("{:?}", s.role).to_lowercase(),
         "term": s.term.0,
         "leader": s.leader,
@@ -155,33 +219,43 @@ fn metric(out: &mut String, kind: &str, name: &str, help: &str, labels: &str, v:
 
 async fn metrics(o: &Observed) -> String {
     let mut out = String::new();
-    let group = format!("node=\"{}\",group=\"1\"", o.node_id);
-    if let Ok(s) = o.replica.status().await {
-        for (name, help, v) in [
-            ("hakv_raft_term", "Current Raft term.", s.term.0),
-            (
-                "hakv_raft_is_leader",
-                "1 if this node leads the group.",
-                (s.role == Role::Leader) as u64,
-            ),
-            (
-                "hakv_raft_commit_index",
-                "Highest log index known committed.",
-                s.commit.0,
-            ),
-            (
-                "hakv_raft_applied_index",
-                "Highest log index applied to the state machine.",
-                s.applied.0,
-            ),
-            ("hakv_raft_last_index", "Last log index.", s.last_index.0),
-            (
-                "hakv_raft_log_entries",
-                "Entries in the log after the snapshot.",
-                s.last_index.0 + 1 - s.first_index.0,
-            ),
-        ] {
-            metric(&mut out, "gauge", name, help, &group, v);
+    let statuses = local_statuses(o).await;
+    type Gauge = (&'static str, &'static str, fn(&Status) -> u64);
+    let gauges: [Gauge; 6] = [
+        ("hakv_raft_term", "Current term (Raft) or ballot (Multi-Paxos).", |s| s.term.0),
+        (
+            "hakv_raft_is_leader",
+            "1 if this node leads the group.",
+            |s| (s.role == Role::Leader) as u64,
+        ),
+        (
+            "hakv_raft_commit_index",
+            "Highest log index known committed.",
+            |s| s.commit.0,
+        ),
+        (
+            "hakv_raft_applied_index",
+            "Highest log index applied to the state machine.",
+            |s| s.applied.0,
+        ),
+        ("hakv_raft_last_index", "Last log index.", |s| s.last_index.0),
+        (
+            "hakv_raft_log_entries",
+            "Entries in the log after the snapshot.",
+            |s| s.last_index.0 + 1 - s.first_index.0,
+        ),
+    ];
+    for (name, help, f) in gauges {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (shard, s) in &statuses {
+            if let Ok(s) = s {
+                out.push_str(&format!(
+                    "{name}{{node=\"{}\",group=\"{}\",shard=\"{shard}\"}} {}\n",
+                    o.node_id,
+                    group_of(*shard),
+                    f(s)
+                ));
+            }
         }
     }
     let t = o.transport.stats();

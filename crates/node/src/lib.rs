@@ -1,13 +1,13 @@
 //! hakv's node runtime: the thin shell that gives the sans-IO cores sockets, disks and
-//! time. This crate grows with the node-runtime issue; today it holds the peer
-//! transport and the replica runtime that drives one replication group with real
-//! storage and real sockets.
+//! time: the peer transport, the host that drives every replication group of a node
+//! over one log engine, the Redis-protocol front and the operator HTTP endpoint.
 
 #![warn(missing_docs)]
 
 pub mod engine;
 pub mod frame;
 pub mod front;
+pub mod host;
 pub mod http;
 pub mod replica;
 pub mod transport;

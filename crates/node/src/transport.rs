@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,6 +98,9 @@ pub struct TransportStats {
 struct Peer {
     queue: mpsc::Sender<Bytes>,
     task: JoinHandle<()>,
+    /// Whether the outbound connection is established (false while connecting or
+    /// after a write failed).
+    up: Arc<AtomicBool>,
 }
 
 /// The peer transport of one node. Dropping it stops every task it started.
@@ -146,15 +149,33 @@ impl Transport {
     /// Starts (or restarts, at a new address) the connection to peer `id`.
     pub fn add_peer(&self, id: u64, addr: SocketAddr) {
         let (queue, rx) = mpsc::channel(self.cfg.queue_frames_max);
-        let task = tokio::spawn(writer(self.cfg.clone(), addr, rx, self.stats.clone()));
+        let up = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(writer(
+            self.cfg.clone(),
+            addr,
+            rx,
+            self.stats.clone(),
+            up.clone(),
+        ));
         let old = self
             .peers
             .lock()
             .expect("peer map lock")
-            .insert(id, Peer { queue, task });
+            .insert(id, Peer { queue, task, up });
         if let Some(old) = old {
             old.task.abort();
         }
+    }
+
+    /// Whether the connection to peer `id` is established right now. A peer that
+    /// crashed shows as down within one failed write or connect attempt; a peer that
+    /// hangs with its socket open still shows as up.
+    pub fn is_up(&self, id: u64) -> bool {
+        self.peers
+            .lock()
+            .expect("peer map lock")
+            .get(&id)
+            .is_some_and(|p| p.up.load(Ordering::Relaxed))
     }
 
     /// Stops talking to peer `id`.
@@ -202,6 +223,7 @@ async fn writer(
     addr: SocketAddr,
     mut queue: mpsc::Receiver<Bytes>,
     stats: Arc<TransportStats>,
+    up: Arc<AtomicBool>,
 ) {
     let mut backoff = cfg.backoff_min;
     let mut hello = BytesMut::new();
@@ -212,6 +234,7 @@ async fn writer(
         let mut stream = match TcpStream::connect(addr).await {
             Ok(s) => s,
             Err(e) => {
+                up.store(false, Ordering::Relaxed);
                 tracing::debug!(peer = %addr, error = %e, "connect failed; retrying in {:?}", backoff);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(cfg.backoff_max);
@@ -223,10 +246,26 @@ async fn writer(
             continue;
         }
         stats.connects.fetch_add(1, Ordering::Relaxed);
+        up.store(true, Ordering::Relaxed);
         backoff = cfg.backoff_min;
+        let mut probe = [0u8; 64];
         loop {
-            let Some(first) = queue.recv().await else {
-                return;
+            // Peers never write on a connection they accepted, so anything readable
+            // here is its end: a crashed or restarted peer is noticed at once, not at
+            // the next failed write (which could be long away on a quiet link).
+            let first = tokio::select! {
+                f = queue.recv() => match f {
+                    Some(f) => f,
+                    None => return,
+                },
+                r = stream.read(&mut probe) => {
+                    if matches!(r, Ok(0) | Err(_)) {
+                        up.store(false, Ordering::Relaxed);
+                        tracing::debug!(peer = %addr, "peer closed the connection; reconnecting");
+                        break;
+                    }
+                    continue;
+                }
             };
             batch.clear();
             batch.extend_from_slice(&first);
@@ -242,6 +281,7 @@ async fn writer(
             }
             if let Err(e) = stream.write_all(&batch).await {
                 // The batch is lost with the connection; consensus retransmits.
+                up.store(false, Ordering::Relaxed);
                 tracing::debug!(peer = %addr, error = %e, "write failed; reconnecting");
                 stats.frames_dropped.fetch_add(frames, Ordering::Relaxed);
                 break;

@@ -15,6 +15,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub base: u16,
     pub nodes: Vec<Option<Child>>,
+    /// How many nodes the cluster has (ids 1..=n).
+    pub n: u64,
     /// Extra flags for every `hakv server`.
     pub extra: Vec<String>,
 }
@@ -28,24 +30,31 @@ impl Cluster {
 
     /// Starts three nodes running `engine` ("raft" or "paxos").
     pub fn with_engine(engine: &str, tag: &str, slot: u16, extra: &[&str]) -> Cluster {
+        Cluster::sized(engine, tag, slot, 3, extra)
+    }
+
+    /// Starts `n` nodes running `engine`; `slot * n + n` must stay within 24 (client
+    /// ports of a test process's half block).
+    pub fn sized(engine: &str, tag: &str, slot: u16, n: u64, extra: &[&str]) -> Cluster {
         let dir = std::env::temp_dir().join(format!("hakv-{tag}-{engine}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(slot < 8, "slots 0..8");
+        assert!((slot + 1) * n as u16 <= 24, "slot {slot} of {n} nodes is outside the block");
         // Below the kernel's ephemeral range (32768..), so no outgoing connection can
         // hold a port a node is about to listen on; one 144-port block per test
         // process, half per engine so both engines' tests can run at once.
         let engine_offset = if engine == "paxos" { 72 } else { 0 };
-        let base = 10_000 + ((std::process::id() % 150) as u16) * 144 + engine_offset + slot * 3;
+        let base = 10_000 + ((std::process::id() % 150) as u16) * 144 + engine_offset + slot * n as u16;
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         extra.extend(["--consensus".to_string(), engine.to_string()]);
         let mut c = Cluster {
             dir,
             base,
-            nodes: vec![None, None, None],
+            nodes: (0..n).map(|_| None).collect(),
+            n,
             extra,
         };
-        for i in 1..=3 {
+        for i in 1..=n {
             c.start(i);
         }
         c
@@ -66,7 +75,7 @@ impl Cluster {
     }
 
     pub fn start(&mut self, i: u64) {
-        let cluster: Vec<String> = (1..=3)
+        let cluster: Vec<String> = (1..=self.n)
             .map(|j| {
                 format!(
                     "{j}=127.0.0.1:{}/127.0.0.1:{}",
@@ -109,7 +118,7 @@ impl Cluster {
     pub fn leader(&self) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            for i in 1..=3u64 {
+            for i in 1..=self.n {
                 if self.nodes[i as usize - 1].is_some()
                     && role(self.port(i)).as_deref() == Some("master")
                 {
@@ -124,7 +133,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for i in 1..=3 {
+        for i in 1..=self.n {
             self.kill(i);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -148,7 +157,7 @@ pub fn role(port: u16) -> Option<String> {
 }
 
 pub fn dump_logs(dir: &Path) {
-    for i in 1..=3 {
+    for i in 1..=5 {
         if let Ok(s) = std::fs::read_to_string(dir.join(format!("node-{i}.log"))) {
             eprintln!(
                 "--- node {i} ---\n{}",

@@ -14,6 +14,7 @@
 //! connection closes.
 
 mod data;
+pub mod route;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +30,20 @@ use tokio::sync::{mpsc, oneshot};
 use crate::replica::{now_ms, ClientError, Replica};
 use crate::transport::{Incoming, Transport};
 use data::{err, ok, Plan};
+use route::{Routing, Split};
 
 /// The transport group that carries forwarded client requests and their replies.
 pub const FORWARD_GROUP: u64 = u64::MAX;
 
 /// How often a forwarded request checks that its leader is still the leader.
 const LEADER_CHECK: Duration = Duration::from_millis(20);
+
+/// How long a request waits for a group with no leader (an election, a transfer)
+/// before the client gets TRYAGAIN.
+const NO_LEADER_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Redirects followed before giving up (leadership moving while we chase it).
+const REDIRECTS_MAX: usize = 3;
 
 /// Replies are written to the socket whenever this much has accumulated.
 pub const OUTPUT_FLUSH_BYTES: usize = 64 << 10;
@@ -67,21 +76,21 @@ impl FrontConfig {
 
 static CLIENT_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// One node's front: its replica, its transport for forwarding, and the forwarded
-/// requests waiting for a leader's reply.
+/// One node's front: the shards it routes to, its transport for forwarding, and the
+/// forwarded requests waiting for a leader's reply.
 pub struct Front {
-    replica: Arc<Replica>,
+    routing: Arc<Routing>,
     transport: Arc<Transport>,
     cfg: FrontConfig,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_request: AtomicU64,
 }
 
 impl Front {
-    /// A front over `replica`, forwarding through `transport`.
-    pub fn new(replica: Arc<Replica>, transport: Arc<Transport>, cfg: FrontConfig) -> Arc<Front> {
+    /// A front routing requests by `routing`, forwarding through `transport`.
+    pub fn new(routing: Arc<Routing>, transport: Arc<Transport>, cfg: FrontConfig) -> Arc<Front> {
         Arc::new(Front {
-            replica,
+            routing,
             transport,
             cfg,
             waiting: Mutex::new(HashMap::new()),
@@ -193,42 +202,121 @@ impl Front {
             ("client", n) if n >= 1 => client(a, conn),
             ("command", _) => Frame::Array(Vec::new()),
             ("config", n) if n >= 1 && a[0].eq_ignore_ascii_case(b"get") => config_get(&a[1..]),
-            ("info", _) => info(&self.replica, self.cfg.node_id).await,
+            ("info", _) => info(&self.routing, self.cfg.node_id).await,
             ("ping" | "echo" | "select" | "config" | "client", _) => err(format!(
                 "ERR wrong number of arguments for '{name}' command"
             )),
-            _ => match self.run(&name, &args).await {
-                Err(ClientError::NotLeader { hint: Some(l) }) if l != self.cfg.node_id => {
-                    self.forward(l, &args).await
-                }
-                Err(e) => client_error(e),
-                Ok(frame) => frame,
-            },
+            _ => self.dispatch(&name, &args).await,
         };
         (reply, false)
     }
 
-    /// Plans and runs a data command against the local replica.
-    async fn run(&self, name: &str, args: &[Bytes]) -> Result<Frame, ClientError> {
-        let plan = match data::plan(name, args, now_ms()) {
-            None => return Ok(unknown_command(args)),
-            Some(Err(reply)) => return Ok(reply),
-            Some(Ok(plan)) => plan,
-        };
-        match plan {
-            Plan::Read(q, shape) => Ok(shape(self.replica.query(q).await?)),
-            Plan::Write(cmds, shape) => Ok(shape(self.replica.propose_all(cmds).await?)),
+    /// Runs a data command on the shards it touches and merges their replies.
+    async fn dispatch(&self, name: &str, args: &[Bytes]) -> Frame {
+        match route::split(&self.routing, name, args) {
+            Err(reply) => reply,
+            Ok(Split::One(shard)) => self.on_shard(shard, name, args).await,
+            Ok(Split::Scan(shard, sub)) => {
+                let reply = self.on_shard(shard, name, &sub).await;
+                route::scan_reply(&self.routing, shard, reply)
+            }
+            Ok(Split::Many { parts, merge, keys }) => {
+                let replies = futures::future::join_all(
+                    parts
+                        .iter()
+                        .map(|(shard, sub, _)| self.on_shard(*shard, name, sub)),
+                )
+                .await;
+                let parts = parts
+                    .into_iter()
+                    .zip(replies)
+                    .map(|((_, _, positions), reply)| (positions, reply))
+                    .collect();
+                route::merge(merge, keys, parts)
+            }
         }
     }
 
-    /// Sends the request to the leader over the peer transport and waits for its reply
-    /// (one hop: the leader never forwards again).
-    async fn forward(&self, leader: u64, args: &[Bytes]) -> Frame {
+    /// Runs a data command on `shard`: here if this node leads it, else forwarded one
+    /// hop to its leader.
+    async fn on_shard(&self, shard: u32, name: &str, args: &[Bytes]) -> Frame {
+        let mut target = match self.routing.local(shard) {
+            Some(replica) => {
+                // A request refused while leadership moves (a transfer, an election)
+                // was not taken: retry it for a moment rather than fail the client.
+                let give_up = tokio::time::Instant::now() + NO_LEADER_PATIENCE;
+                loop {
+                    match run(replica, name, args).await {
+                        Err(ClientError::NotLeader { hint: Some(l) }) if l != self.cfg.node_id => {
+                            break l
+                        }
+                        Err(e @ (ClientError::Transferring | ClientError::NotLeader { .. }))
+                            if tokio::time::Instant::now() < give_up =>
+                        {
+                            let _ = e;
+                            tokio::time::sleep(LEADER_CHECK).await;
+                        }
+                        Err(e) => return client_error(e),
+                        Ok(frame) => return frame,
+                    }
+                }
+            }
+            // Not held here: its likely leader, or any replica we can reach (which
+            // redirects us to the leader).
+            None => {
+                let reachable = |n: &u64| *n != self.cfg.node_id && self.transport.is_up(*n);
+                match self.routing.leader_guess(shard).filter(reachable) {
+                    Some(l) => l,
+                    None => match self.routing.replicas(shard).iter().copied().find(reachable) {
+                        Some(r) => r,
+                        None => {
+                            return err(format!(
+                                "CLUSTERDOWN no replica of shard {shard} is reachable from node {}",
+                                self.cfg.node_id
+                            ))
+                        }
+                    },
+                }
+            }
+        };
+        let give_up = tokio::time::Instant::now() + NO_LEADER_PATIENCE;
+        let mut redirects = 0;
+        loop {
+            match self.forward(target, shard, args).await {
+                Ok(frame) => return frame,
+                // The node knows no leader (election, transfer): ask it again shortly.
+                Err(0) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(LEADER_CHECK).await;
+                }
+                Err(0) => {
+                    return err(format!(
+                        "TRYAGAIN no leader of shard {shard} known yet; retry shortly"
+                    ))
+                }
+                Err(_) if redirects >= REDIRECTS_MAX => {
+                    return err(format!(
+                        "TRYAGAIN the leader of shard {shard} kept moving; retry"
+                    ))
+                }
+                Err(l) => {
+                    redirects += 1;
+                    self.routing.learn_leader(shard, l);
+                    target = l;
+                }
+            }
+        }
+    }
+
+    /// Sends the request to `leader` over the peer transport and waits for its reply;
+    /// `Err(l)` is a redirect: `leader` does not lead `shard`, node `l` does (0: it
+    /// knows no leader).
+    async fn forward(&self, leader: u64, shard: u32, args: &[Bytes]) -> Result<Frame, u64> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let mut payload =
-            BytesMut::with_capacity(16 + args.iter().map(|a| 4 + a.len()).sum::<usize>());
+            BytesMut::with_capacity(20 + args.iter().map(|a| 4 + a.len()).sum::<usize>());
         payload.put_u8(FORWARD_REQUEST);
         payload.put_u64_le(id);
+        payload.put_u32_le(shard);
         payload.put_u32_le(args.len() as u32);
         for a in args {
             payload.put_u32_le(a.len() as u32);
@@ -240,54 +328,84 @@ impl Front {
         // Wait for the reply, but give up as soon as this node stops believing in that
         // leader (it died or was replaced): a dead leader never answers, and a client
         // is better served by a quick error it can retry elsewhere than by a hang.
+        let local = self.routing.local(shard);
+        // Our own replica says who leads; for a shard not held here, a lost
+        // connection is the sign that the node died.
+        let still_leader = || match local {
+            Some(r) => r.leader_hint() == Some(leader),
+            None => self.transport.is_up(leader),
+        };
         let deadline = tokio::time::Instant::now() + self.cfg.forward_timeout;
         let reply = loop {
             tokio::select! {
                 r = &mut rx => break r.ok(),
                 _ = tokio::time::sleep(LEADER_CHECK) => {
-                    if self.replica.leader_hint() != Some(leader)
-                        || tokio::time::Instant::now() >= deadline
-                    {
+                    if !still_leader() || tokio::time::Instant::now() >= deadline {
                         break None;
                     }
                 }
             }
         };
         self.waiting.lock().expect("not poisoned").remove(&id);
+        if reply.is_none() {
+            // Next time, start from another replica.
+            self.routing.learn_leader(shard, 0);
+        }
         match reply {
-            Some(frame) => frame,
-            None if self.replica.leader_hint() != Some(leader) => err(format!(
+            Some(Reply::Frame(frame)) => Ok(frame),
+            Some(Reply::Redirect(l)) if l != leader => Err(l),
+            Some(Reply::Redirect(_)) => Ok(err(format!(
+                "TRYAGAIN node {leader} says it leads shard {shard} but refused; retry"
+            ))),
+            None if !still_leader() => Ok(err(format!(
                 "ERR leader {leader} was lost while it held this request; the outcome is unknown"
-            )),
-            None => err(format!(
-                "ERR no reply from leader {leader} in time (unreachable?); the outcome is unknown"
-            )),
+            ))),
+            None => Ok(err(format!(
+                "ERR no reply from node {leader} in time (unreachable?); the outcome is unknown"
+            ))),
         }
     }
 
     fn on_forward_frame(self: &Arc<Self>, m: Incoming) {
         match decode_forward(m.payload) {
-            Some(Forwarded::Request { id, args }) => {
+            Some(Forwarded::Request { id, shard, args }) => {
                 let front = self.clone();
                 tokio::spawn(async move {
                     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-                    let frame = match front.run(&name, &args).await {
-                        Ok(frame) => frame,
-                        Err(ClientError::NotLeader { .. }) => {
-                            err("TRYAGAIN leadership is changing; retry")
-                        }
-                        Err(e) => client_error(e),
-                    };
                     let mut payload = BytesMut::with_capacity(64);
-                    payload.put_u8(FORWARD_REPLY);
-                    payload.put_u64_le(id);
-                    resp::encode(&frame, Version::Resp3, &mut payload);
+                    let reply = match front.routing.local(shard) {
+                        None => Reply::Frame(err(format!(
+                            "ERR node {} holds no replica of shard {shard}",
+                            front.cfg.node_id
+                        ))),
+                        Some(replica) => match run(replica, &name, &args).await {
+                            Ok(frame) => Reply::Frame(frame),
+                            // One hop only: name the leader, the sender goes there.
+                            Err(ClientError::NotLeader { hint }) => {
+                                Reply::Redirect(hint.unwrap_or(0))
+                            }
+                            Err(ClientError::Transferring) => Reply::Redirect(0),
+                            Err(e) => Reply::Frame(client_error(e)),
+                        },
+                    };
+                    match reply {
+                        Reply::Frame(frame) => {
+                            payload.put_u8(FORWARD_REPLY);
+                            payload.put_u64_le(id);
+                            resp::encode(&frame, Version::Resp3, &mut payload);
+                        }
+                        Reply::Redirect(l) => {
+                            payload.put_u8(FORWARD_REDIRECT);
+                            payload.put_u64_le(id);
+                            payload.put_u64_le(l);
+                        }
+                    }
                     front.transport.send(m.from, FORWARD_GROUP, &payload);
                 });
             }
-            Some(Forwarded::Reply { id, frame }) => {
+            Some(Forwarded::Reply { id, reply }) => {
                 if let Some(tx) = self.waiting.lock().expect("not poisoned").remove(&id) {
-                    let _ = tx.send(frame);
+                    let _ = tx.send(reply);
                 }
             }
             None => tracing::warn!(from = m.from, "undecodable forwarding frame dropped"),
@@ -297,10 +415,39 @@ impl Front {
 
 const FORWARD_REQUEST: u8 = 1;
 const FORWARD_REPLY: u8 = 2;
+const FORWARD_REDIRECT: u8 = 3;
+
+/// What a forwarded request gets back.
+enum Reply {
+    /// The reply for the client.
+    Frame(Frame),
+    /// The receiver does not lead the shard; this node does (0: none known).
+    Redirect(u64),
+}
 
 enum Forwarded {
-    Request { id: u64, args: Vec<Bytes> },
-    Reply { id: u64, frame: Frame },
+    Request {
+        id: u64,
+        shard: u32,
+        args: Vec<Bytes>,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+}
+
+/// Plans and runs a data command against a local replica.
+async fn run(replica: &Replica, name: &str, args: &[Bytes]) -> Result<Frame, ClientError> {
+    let plan = match data::plan(name, args, now_ms()) {
+        None => return Ok(unknown_command(args)),
+        Some(Err(reply)) => return Ok(reply),
+        Some(Ok(plan)) => plan,
+    };
+    match plan {
+        Plan::Read(q, shape) => Ok(shape(replica.query(q).await?)),
+        Plan::Write(cmds, shape) => Ok(shape(replica.propose_all(cmds).await?)),
+    }
 }
 
 /// Decodes a forwarding frame; `None` for anything malformed (never panics).
@@ -312,9 +459,10 @@ fn decode_forward(mut p: Bytes) -> Option<Forwarded> {
     let id = p.get_u64_le();
     match tag {
         FORWARD_REQUEST => {
-            if p.remaining() < 4 {
+            if p.remaining() < 8 {
                 return None;
             }
+            let shard = p.get_u32_le();
             let n = p.get_u32_le() as usize;
             let mut args = Vec::with_capacity(n.min(1024));
             for _ in 0..n {
@@ -327,15 +475,26 @@ fn decode_forward(mut p: Bytes) -> Option<Forwarded> {
                 }
                 args.push(p.split_to(len));
             }
-            (!args.is_empty() && !p.has_remaining()).then_some(Forwarded::Request { id, args })
+            (!args.is_empty() && !p.has_remaining()).then_some(Forwarded::Request {
+                id,
+                shard,
+                args,
+            })
         }
         FORWARD_REPLY => {
             let mut buf = BytesMut::from(&p[..]);
             match resp::parse_frame(&mut buf, &Limits::default()) {
-                Ok(Some(frame)) if buf.is_empty() => Some(Forwarded::Reply { id, frame }),
+                Ok(Some(frame)) if buf.is_empty() => Some(Forwarded::Reply {
+                    id,
+                    reply: Reply::Frame(frame),
+                }),
                 _ => None,
             }
         }
+        FORWARD_REDIRECT if p.remaining() == 8 => Some(Forwarded::Reply {
+            id,
+            reply: Reply::Redirect(p.get_u64_le()),
+        }),
         _ => None,
     }
 }
@@ -369,6 +528,7 @@ fn client_error(e: ClientError) -> Frame {
         ClientError::NotLeader { hint: None } => {
             err("TRYAGAIN no leader elected yet; retry shortly")
         }
+        ClientError::Transferring => err("TRYAGAIN leadership is moving; retry shortly"),
         other => err(format!("ERR {other}")),
     }
 }
@@ -441,29 +601,44 @@ fn client(a: &[Bytes], conn: &mut Conn) -> Frame {
     }
 }
 
-async fn info(replica: &Replica, node_id: u64) -> Frame {
+async fn info(routing: &Routing, node_id: u64) -> Frame {
     let mut text = format!(
         "# Server\r\nredis_version:7.2.0\r\nhakv_version:{}\r\nhakv_node_id:{}\r\nprocess_id:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         node_id,
         std::process::id()
     );
-    if let Ok(s) = replica.status().await {
-        let role = if s.role == consensus::Role::Leader {
-            "master"
-        } else {
-            "slave"
-        };
-        text.push_str(&format!(
-            "# Replication\r\nrole:{role}\r\nconsensus:{}\r\nraft_role:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_commit:{}\r\nraft_applied:{}\r\nraft_last_index:{}\r\n",
-            replica.engine_name(),
-            s.role,
-            s.term.0,
-            s.leader.unwrap_or(0),
-            s.commit.0,
-            s.applied.0,
-            s.last_index.0
-        ));
+    let mut locals: Vec<(u32, &Arc<Replica>)> = routing.locals().collect();
+    locals.sort_by_key(|(s, _)| *s);
+    // The replication section describes the first shard held here (the only one in
+    // an unsharded cluster), as Redis tools expect one role per node.
+    if let Some((_, replica)) = locals.first() {
+        if let Ok(s) = replica.status().await {
+            let role = if s.role == consensus::Role::Leader {
+                "master"
+            } else {
+                "slave"
+            };
+            text.push_str(&format!(
+                "# Replication\r\nrole:{role}\r\nconsensus:{}\r\nraft_role:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_commit:{}\r\nraft_applied:{}\r\nraft_last_index:{}\r\n",
+                replica.engine_name(),
+                s.role,
+                s.term.0,
+                s.leader.unwrap_or(0),
+                s.commit.0,
+                s.applied.0,
+                s.last_index.0
+            ));
+        }
     }
+    let mut led = 0;
+    for (_, r) in &locals {
+        led += (r.leader_hint() == Some(node_id)) as usize;
+    }
+    text.push_str(&format!(
+        "# Cluster\r\ncluster_enabled:0\r\nhakv_shards:{}\r\nhakv_shards_held:{}\r\nhakv_shards_led:{led}\r\n",
+        routing.shards(),
+        locals.len()
+    ));
     Frame::Bulk(Bytes::from(text))
 }

@@ -1,0 +1,745 @@
+//! The multi-group host: every replication group a node holds, driven by ONE thread
+//! over ONE log engine and ONE peer transport.
+//!
+//! ```text
+//!  ticker (one for all groups) ─┐
+//!  peers (batched frames) ──────┼─▶ [bounded input queue] ─▶ host thread: drain a batch of
+//!  clients (group, request) ────┘                            inputs, then take a Ready from
+//!        every group that has one ─▶ send ─▶ persist ALL ─▶ ONE fsync ─▶ send-after-sync ─▶
+//!        apply ─▶ reply ─▶ advance; messages to the same peer leave as one frame
+//! ```
+//!
+//! Why one thread and one log for many groups: the expensive things a replica does —
+//! fsync, a socket write, a wake-up — do not grow with the number of groups when the
+//! groups share them. A batch that touches 64 shards costs one fsync, not 64; a tick
+//! wakes one thread, not 1,000; the heartbeats of every group led here to the same
+//! peer travel in one frame ([`BATCH_GROUP`]), and one write syscall.
+//!
+//! Storage failure stops the whole host: every group shares the log whose durability
+//! is now unknown, so every waiting and later request gets the storage error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use consensus::{LogIndex, NodeId, Payload, ProposeError, Ready, Status, Term};
+use kv::{Command, KvStore, Query, QueryResult, Response};
+use storage::{LogEngine, Options, StorageError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::ReplicaEngine;
+use crate::replica::{now_ms, ClientError, Replica};
+use crate::transport::{Incoming, Transport};
+
+/// The transport group of a frame that carries messages of many groups to one peer:
+/// `(group u64 | len u32 | message)*`.
+pub const BATCH_GROUP: u64 = u64::MAX - 1;
+
+/// Messages up to this size are coalesced into a peer's batch frame; bigger ones
+/// (snapshot chunks, large appends) travel alone.
+const COALESCE_MESSAGE_MAX: usize = 64 << 10;
+/// A peer's batch frame is sent once it holds this much.
+const COALESCE_FRAME_MAX: usize = 256 << 10;
+
+/// What every group of a host shares.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Where the log engine keeps its files.
+    pub data_dir: PathBuf,
+    /// Length of one engine tick (one timer for all groups).
+    pub tick: Duration,
+    /// Each group takes a snapshot every this many applied entries.
+    pub compact_every: u64,
+    /// How long a client request may wait for its answer.
+    pub request_timeout: Duration,
+    /// Log engine options (fsync policy).
+    pub storage: Options,
+}
+
+/// One group a host runs from the start.
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    /// The replication group id (never 0, [`BATCH_GROUP`] or `u64::MAX`).
+    pub group: u64,
+    /// Founding voters, used only when the data directory holds nothing for the group.
+    pub voters: Vec<NodeId>,
+    /// The node that should lead the group when it is up and caught up: a leader
+    /// elsewhere hands leadership over to it, so that leadership (and with it the
+    /// write load) spreads over the nodes as the placement intends.
+    pub preferred_leader: Option<NodeId>,
+}
+
+/// Ticks between two attempts of a group to hand leadership to its preferred leader.
+const BALANCE_EVERY_TICKS: u32 = 50;
+
+pub(crate) type ProposalReply = oneshot::Sender<Result<Response, ClientError>>;
+pub(crate) type QueryReply = oneshot::Sender<Result<QueryResult, ClientError>>;
+
+pub(crate) enum Input {
+    Tick,
+    Peer(Incoming),
+    Propose(u64, Command, ProposalReply),
+    Query(u64, Query, QueryReply),
+    Status(u64, oneshot::Sender<Result<Status, ClientError>>),
+    Stop,
+}
+
+/// The shared part of a running host: its input queue and thread. The thread stops
+/// when the last holder (the [`Host`] or any [`Replica`] handle) is dropped.
+pub(crate) struct HostCore {
+    pub(crate) tx: mpsc::Sender<Input>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) engine: &'static str,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl HostCore {
+    fn shutdown(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.tx.try_send(Input::Stop);
+        if let Some(t) = self.thread.lock().expect("not poisoned").take() {
+            // The thread ends at Stop or when every sender is gone.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for HostCore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A running host. Each of its groups is reached through a [`Replica`] handle.
+pub struct Host {
+    core: Arc<HostCore>,
+    replicas: BTreeMap<u64, Arc<Replica>>,
+}
+
+const INPUT_QUEUE: usize = 16_384;
+const BATCH_INPUTS_MAX: usize = 4096;
+
+impl Host {
+    /// Opens the log engine in `cfg.data_dir`, recovers every group in `groups`
+    /// (bootstrapping the ones the log does not hold) and starts the host thread, one
+    /// ticker and the intake of `incoming` peer frames.
+    ///
+    /// Each group's engine gets `engine_cfg` with its seed salted by the group id, so
+    /// that groups on one node do not time out in lockstep.
+    pub fn start<E: ReplicaEngine>(
+        cfg: HostConfig,
+        engine_cfg: E::Config,
+        groups: &[GroupSpec],
+        transport: Arc<Transport>,
+        mut incoming: mpsc::Receiver<Incoming>,
+    ) -> Result<Host, StorageError> {
+        let (mut log, mut recovered) = LogEngine::open(&cfg.data_dir, cfg.storage.clone())?;
+        let mut states = HashMap::with_capacity(groups.len());
+        let mut leaders = BTreeMap::new();
+        let mut booted = false;
+        for spec in groups {
+            let group = spec.group;
+            let rec = match recovered.remove(&group) {
+                Some(r) => r,
+                None => {
+                    let boot = E::bootstrap(&spec.voters);
+                    log.append(group, &boot.entries)?;
+                    log.set_hard_state(group, boot.hard_state)?;
+                    booted = true;
+                    boot
+                }
+            };
+            let kv = match &rec.snapshot {
+                Some(s) => KvStore::restore(s.data.clone()).map_err(|e| StorageError::Corrupt {
+                    file: cfg.data_dir.clone(),
+                    offset: 0,
+                    reason: format!("snapshot of group {group} does not decode: {e}"),
+                })?,
+                None => KvStore::new(),
+            };
+            let applied = rec
+                .snapshot
+                .as_ref()
+                .map(|s| s.meta.index)
+                .unwrap_or_default();
+            let mut ecfg = engine_cfg.clone();
+            E::salt_seed(&mut ecfg, group);
+            let engine = E::boot(ecfg, rec).map_err(StorageError::Invalid)?;
+            let leader = Arc::new(AtomicU64::new(0));
+            leaders.insert(group, leader.clone());
+            states.insert(
+                group,
+                Group {
+                    id: group,
+                    engine,
+                    kv,
+                    applied,
+                    leader,
+                    proposals: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    confirmed: Vec::new(),
+                    purging: None,
+                    next_ctx: 0,
+                    preferred_leader: spec.preferred_leader,
+                    // Spread the first attempts over a period, not all on one tick.
+                    balance_in: BALANCE_EVERY_TICKS + (group % u64::from(BALANCE_EVERY_TICKS)) as u32,
+                },
+            );
+        }
+        if booted {
+            log.sync()?;
+        }
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+
+        let ticker_tx = tx.clone();
+        let tick = cfg.tick;
+        let ticker = tokio::spawn(async move {
+            let mut iv = tokio::time::interval(tick);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                // A full queue means the host is busy: skipping a tick is harmless.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = ticker_tx.try_send(Input::Tick) {
+                    return;
+                }
+            }
+        });
+        let peer_tx = tx.clone();
+        let intake = tokio::spawn(async move {
+            while let Some(m) = incoming.recv().await {
+                if peer_tx.send(Input::Peer(m)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut state = Loop {
+            groups: states,
+            log,
+            transport,
+            compact_every: cfg.compact_every,
+            outbox: HashMap::new(),
+            scratch: Vec::with_capacity(1024),
+            failed: None,
+        };
+        let name = match groups {
+            [one] => format!("replica-{}", one.group),
+            _ => format!("host-{}groups", groups.len()),
+        };
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || state.run(rx))
+            .map_err(|e| StorageError::Io {
+                what: "spawn host thread",
+                path: cfg.data_dir.clone(),
+                source: e,
+            })?;
+        let core = Arc::new(HostCore {
+            tx,
+            request_timeout: cfg.request_timeout,
+            engine: E::NAME,
+            thread: Mutex::new(Some(thread)),
+            tasks: vec![ticker, intake],
+        });
+        let replicas = leaders
+            .into_iter()
+            .map(|(group, leader)| (group, Arc::new(Replica::new(core.clone(), group, leader))))
+            .collect();
+        Ok(Host { core, replicas })
+    }
+
+    /// The handle of `group`, if this host runs it.
+    pub fn replica(&self, group: u64) -> Option<&Arc<Replica>> {
+        self.replicas.get(&group)
+    }
+
+    /// Every group this host runs, with its handle.
+    pub fn replicas(&self) -> &BTreeMap<u64, Arc<Replica>> {
+        &self.replicas
+    }
+
+    /// The replication engine's name ("raft", "paxos").
+    pub fn engine_name(&self) -> &'static str {
+        self.core.engine
+    }
+
+    /// Stops the host thread and waits for it (handles still held by others answer
+    /// [`ClientError::Stopped`] from now on).
+    pub fn stop(self) {
+        self.core.shutdown();
+    }
+}
+
+/// One group's state on the host thread.
+struct Group<E> {
+    id: u64,
+    engine: E,
+    kv: KvStore,
+    applied: LogIndex,
+    /// Published after every batch that touched the group, so that callers notice a
+    /// leadership change without asking the thread.
+    leader: Arc<AtomicU64>,
+    proposals: BTreeMap<LogIndex, (Term, ProposalReply)>,
+    /// Reads awaiting confirmation, with the term they were requested in.
+    reads: BTreeMap<u64, (Query, QueryReply, Term)>,
+    confirmed: Vec<(LogIndex, Query, QueryReply)>,
+    /// The index of the active-expiry purge in flight, if any (one at a time).
+    purging: Option<LogIndex>,
+    next_ctx: u64,
+    preferred_leader: Option<NodeId>,
+    /// Ticks until the next leader-balancing check.
+    balance_in: u32,
+}
+
+/// The host thread's state.
+struct Loop<E: ReplicaEngine> {
+    groups: HashMap<u64, Group<E>>,
+    log: LogEngine,
+    transport: Arc<Transport>,
+    compact_every: u64,
+    /// Per peer: the batch frame being filled, and how many messages it holds.
+    outbox: HashMap<NodeId, (BytesMut, usize)>,
+    /// Reused encoding buffer (no allocation per message).
+    scratch: Vec<u8>,
+    failed: Option<String>,
+}
+
+impl<E: ReplicaEngine> Loop<E> {
+    fn run(&mut self, mut rx: mpsc::Receiver<Input>) {
+        let mut touched: Vec<u64> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            touched.clear();
+            if !self.handle(first, &mut touched) {
+                return;
+            }
+            for _ in 0..BATCH_INPUTS_MAX {
+                match rx.try_recv() {
+                    Ok(input) => {
+                        if !self.handle(input, &mut touched) {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            self.drive(&touched);
+            for id in &touched {
+                if let Some(g) = self.groups.get(id) {
+                    let leader = if self.failed.is_some() {
+                        0
+                    } else {
+                        g.engine.leader().unwrap_or(0)
+                    };
+                    g.leader.store(leader, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Takes Readies from the touched groups until none has one: all of a round's
+    /// writes are made durable by one fsync.
+    fn drive(&mut self, touched: &[u64]) {
+        let mut pending: Vec<u64> = touched.to_vec();
+        while self.failed.is_none() && !pending.is_empty() {
+            let mut readies = Vec::new();
+            for id in &pending {
+                if let Some(g) = self.groups.get_mut(id) {
+                    if g.engine.has_ready() {
+                        readies.push((*id, g.engine.ready()));
+                    }
+                }
+            }
+            if readies.is_empty() {
+                return;
+            }
+            if let Err(e) = self.round(&mut readies) {
+                self.fail(e.to_string());
+                return;
+            }
+            pending = readies.into_iter().map(|(id, _)| id).collect();
+        }
+    }
+
+    /// Handles one input, noting which groups it touched; false means stop.
+    fn handle(&mut self, input: Input, touched: &mut Vec<u64>) -> bool {
+        match input {
+            Input::Stop => return false,
+            Input::Tick => {
+                if self.failed.is_none() {
+                    for g in self.groups.values_mut() {
+                        g.engine.tick();
+                        g.maybe_purge();
+                        g.maybe_hand_over();
+                        touched.push(g.id);
+                    }
+                }
+            }
+            Input::Peer(m) if m.group == BATCH_GROUP => {
+                let mut p = m.payload;
+                while p.has_remaining() {
+                    if p.remaining() < 12 {
+                        tracing::warn!(from = m.from, "truncated batch frame dropped");
+                        break;
+                    }
+                    let group = p.get_u64_le();
+                    let len = p.get_u32_le() as usize;
+                    if p.remaining() < len {
+                        tracing::warn!(from = m.from, "truncated batch frame dropped");
+                        break;
+                    }
+                    let msg = p.split_to(len);
+                    self.deliver(m.from, group, msg, touched);
+                }
+            }
+            Input::Peer(m) => self.deliver(m.from, m.group, m.payload, touched),
+            Input::Propose(group, cmd, reply) => {
+                if let Some(why) = &self.failed {
+                    let _ = reply.send(Err(ClientError::Storage(why.clone())));
+                } else if let Some(g) = self.groups.get_mut(&group) {
+                    match g.engine.propose(cmd.encode_at(now_ms())) {
+                        Ok(p) => {
+                            g.proposals.insert(p.index, (p.term, reply));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(refusal(e)));
+                        }
+                    }
+                    touched.push(group);
+                } else {
+                    let _ = reply.send(Err(no_such_group(group)));
+                }
+            }
+            Input::Query(group, q, reply) => {
+                if let Some(why) = &self.failed {
+                    let _ = reply.send(Err(ClientError::Storage(why.clone())));
+                } else if let Some(g) = self.groups.get_mut(&group) {
+                    g.next_ctx += 1;
+                    match g.engine.read_index(g.next_ctx) {
+                        Ok(()) => {
+                            let term = g.engine.term();
+                            g.reads.insert(g.next_ctx, (q, reply, term));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(refusal(e)));
+                        }
+                    }
+                    touched.push(group);
+                } else {
+                    let _ = reply.send(Err(no_such_group(group)));
+                }
+            }
+            Input::Status(group, reply) => {
+                let status = match self.groups.get(&group) {
+                    None => Err(no_such_group(group)),
+                    Some(g) => {
+                        let mut status = g.engine.status();
+                        if self.failed.is_some() {
+                            // The engine is frozen at its last state; a failed host
+                            // leads nothing and follows no one, whatever it believed.
+                            status.role = consensus::Role::Follower;
+                            status.leader = None;
+                        }
+                        Ok(status)
+                    }
+                };
+                let _ = reply.send(status);
+            }
+        }
+        true
+    }
+
+    fn deliver(&mut self, from: NodeId, group: u64, payload: Bytes, touched: &mut Vec<u64>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let Some(g) = self.groups.get_mut(&group) else {
+            tracing::debug!(group, from, "message for a group this node does not hold");
+            return;
+        };
+        match E::decode_message(payload) {
+            Ok(msg) => {
+                if let Err(e) = g.engine.step(from, msg) {
+                    tracing::warn!(group, from, error = %e, "refused a peer message");
+                }
+                touched.push(group);
+            }
+            Err(e) => tracing::warn!(group, from, error = %e, "undecodable peer message"),
+        }
+    }
+
+    /// One round of Readies from many groups: everything they must persist is written,
+    /// then made durable by a single fsync, then applied and answered.
+    fn round(&mut self, readies: &mut [(u64, Ready<E::Message>)]) -> Result<(), StorageError> {
+        let mut wrote = false;
+        for (id, ready) in readies.iter_mut() {
+            for out in std::mem::take(&mut ready.messages) {
+                self.queue(out.to, *id, &out.msg);
+            }
+            let g = self.groups.get_mut(id).expect("ready from a held group");
+            if let Some(snap) = ready.snapshot.take() {
+                self.log.install_snapshot(*id, &snap)?;
+                g.kv = KvStore::restore(snap.data.clone()).map_err(|e| StorageError::Corrupt {
+                    file: PathBuf::from("<snapshot from leader>"),
+                    offset: 0,
+                    reason: e.to_string(),
+                })?;
+                g.applied = snap.meta.index;
+                tracing::info!(
+                    group = *id,
+                    index = snap.meta.index.0,
+                    term = snap.meta.term.0,
+                    bytes = snap.data.len(),
+                    "installed a snapshot from the leader"
+                );
+                wrote = true;
+            }
+            if !ready.entries.is_empty() {
+                self.log.append(*id, &ready.entries)?;
+                wrote = true;
+            }
+            if let Some(hs) = ready.hard_state {
+                self.log.set_hard_state(*id, hs)?;
+                wrote = true;
+            }
+        }
+        // Messages that need nothing durable leave before the fsync (a leader's appends
+        // reach followers while its own disk works).
+        self.flush_outbox();
+        if wrote {
+            self.log.sync()?; // the group commit: one fsync for every group's batch
+        }
+        for (id, ready) in readies.iter_mut() {
+            for out in std::mem::take(&mut ready.messages_after_sync) {
+                self.queue(out.to, *id, &out.msg);
+            }
+            let g = self.groups.get_mut(id).expect("ready from a held group");
+            g.apply(ready);
+            g.engine.advance(ready.number);
+            g.fail_stale_reads();
+            if g.applied - g.engine.snapshot_index() >= self.compact_every
+                && g.engine.compact(g.applied, g.kv.snapshot()).is_ok()
+            {
+                let snap = g.engine.snapshot().expect("just taken").clone();
+                self.log.compact(*id, &snap)?;
+                self.log.sync()?;
+            }
+        }
+        self.flush_outbox();
+        Ok(())
+    }
+
+    /// Queues `msg` for `to`: small messages join the peer's batch frame, big ones are
+    /// sent alone (after the batch, to keep the peer's order).
+    fn queue(&mut self, to: NodeId, group: u64, msg: &E::Message) {
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        E::encode_message(msg, &mut body);
+        if body.len() > COALESCE_MESSAGE_MAX {
+            self.flush_peer(to);
+            self.transport.send(to, group, &body);
+        } else {
+            let (buf, count) = self
+                .outbox
+                .entry(to)
+                .or_insert_with(|| (BytesMut::with_capacity(1024), 0));
+            buf.put_u64_le(group);
+            buf.put_u32_le(body.len() as u32);
+            buf.put_slice(&body);
+            *count += 1;
+            if buf.len() >= COALESCE_FRAME_MAX {
+                self.flush_peer(to);
+            }
+        }
+        self.scratch = body;
+    }
+
+    fn flush_peer(&mut self, to: NodeId) {
+        let Some((buf, count)) = self.outbox.get_mut(&to) else {
+            return;
+        };
+        match *count {
+            0 => {}
+            // One message: send it as a plain frame of its group.
+            1 => {
+                let group = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+                self.transport.send(to, group, &buf[12..]);
+            }
+            _ => {
+                self.transport.send(to, BATCH_GROUP, buf);
+            }
+        }
+        buf.clear();
+        *count = 0;
+    }
+
+    fn flush_outbox(&mut self) {
+        let peers: Vec<NodeId> = self
+            .outbox
+            .iter()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in peers {
+            self.flush_peer(p);
+        }
+    }
+
+    /// Storage failed: refuse everything from now on, answering every waiter.
+    fn fail(&mut self, why: String) {
+        tracing::error!(error = %why, "storage failed; every group on this node stops serving");
+        for g in self.groups.values_mut() {
+            // Entries are sent to followers before the leader's own fsync, so a
+            // proposal in flight may still commit elsewhere: its outcome is unknown.
+            for (_, (_, reply)) in std::mem::take(&mut g.proposals) {
+                let _ = reply.send(Err(ClientError::StorageUnknown(why.clone())));
+            }
+            for (_, (_, reply, _)) in std::mem::take(&mut g.reads) {
+                let _ = reply.send(Err(ClientError::Storage(why.clone())));
+            }
+            for (_, _, reply) in std::mem::take(&mut g.confirmed) {
+                let _ = reply.send(Err(ClientError::Storage(why.clone())));
+            }
+            g.leader.store(0, Ordering::Relaxed);
+        }
+        self.failed = Some(why);
+    }
+}
+
+/// Keys purged per active-expiry entry: bounds the entry and the apply pause.
+const PURGE_BATCH: u32 = 1000;
+
+impl<E: ReplicaEngine> Group<E> {
+    /// Applies committed entries, answers their proposers and the reads they unblock.
+    fn apply(&mut self, ready: &mut Ready<E::Message>) {
+        for e in std::mem::take(&mut ready.committed_entries) {
+            self.applied = e.index;
+            let response = match &e.payload {
+                Payload::Command(cmd) => Some(self.kv.apply(cmd.clone())),
+                Payload::Noop | Payload::Config(_) => None,
+            };
+            if let Some((term, reply)) = self.proposals.remove(&e.index) {
+                let result = match response {
+                    Some(r) if term == e.term => Ok(r),
+                    _ => Err(ClientError::Superseded),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        // Proposals below the applied index that were never applied here (a snapshot
+        // covered them) have an unknown outcome.
+        while let Some(entry) = self.proposals.first_entry() {
+            if *entry.key() > self.applied {
+                break;
+            }
+            let (_, reply) = entry.remove();
+            let _ = reply.send(Err(ClientError::Stopped));
+        }
+        for rs in std::mem::take(&mut ready.read_states) {
+            if let Some((q, reply, _)) = self.reads.remove(&rs.ctx) {
+                self.confirmed.push((rs.index, q, reply));
+            }
+        }
+        if !self.confirmed.is_empty() {
+            let applied = self.applied;
+            let (serve, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
+                .into_iter()
+                .partition(|(i, _, _)| *i <= applied);
+            self.confirmed = wait;
+            if !serve.is_empty() {
+                let now = now_ms();
+                for (_, q, reply) in serve {
+                    let _ = reply.send(Ok(self.kv.query(&q, now)));
+                }
+            }
+        }
+        if self.purging.is_some_and(|i| i <= self.applied) {
+            self.purging = None;
+        }
+    }
+
+    /// A read requested in an earlier term will never be confirmed: the leader it
+    /// waited on (this node or another) has lost its term.
+    fn fail_stale_reads(&mut self) {
+        let term = self.engine.term();
+        if self.reads.values().any(|(_, _, t)| *t != term) {
+            let hint = self.engine.leader();
+            let (old, keep): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.reads)
+                .into_iter()
+                .partition(|(_, (_, _, t))| *t != term);
+            self.reads = keep;
+            for (_, (_, reply, _)) in old {
+                let _ = reply.send(Err(ClientError::NotLeader { hint }));
+            }
+        }
+    }
+
+    /// Leader balancing: a leader that is not its group's preferred leader transfers
+    /// leadership to it once that replica is active and has every entry (so the
+    /// transfer is quick and the group is not left leaderless waiting for it).
+    fn maybe_hand_over(&mut self) {
+        let Some(preferred) = self.preferred_leader else {
+            return;
+        };
+        self.balance_in = self.balance_in.saturating_sub(1);
+        if self.balance_in > 0 {
+            return;
+        }
+        self.balance_in = BALANCE_EVERY_TICKS;
+        if self.engine.role() != consensus::Role::Leader || self.engine.id() == preferred {
+            return;
+        }
+        let status = self.engine.status();
+        let ready = status
+            .peers
+            .iter()
+            .any(|p| p.id == preferred && p.recent_active && p.matched >= status.last_index);
+        if !ready {
+            // Look again soon, off the beat of the engine's activity resets (a check
+            // every N ticks could always land just after one).
+            self.balance_in = 7;
+            return;
+        }
+        match self.engine.transfer_leadership(preferred) {
+            Ok(()) => {
+                tracing::info!(group = self.id, to = preferred, "handing leadership to the preferred leader")
+            }
+            Err(e) => {
+                tracing::debug!(group = self.id, to = preferred, error = %e, "cannot hand leadership over yet")
+            }
+        }
+    }
+
+    /// Active expiry: the leader proposes a purge when some key's deadline has passed,
+    /// so expired keys leave memory on every replica even if nobody touches them.
+    fn maybe_purge(&mut self) {
+        if self.purging.is_some() || self.engine.role() != consensus::Role::Leader {
+            return;
+        }
+        if self.kv.next_deadline().is_some_and(|t| t <= now_ms()) {
+            let purge = Command::Purge { limit: PURGE_BATCH };
+            if let Ok(p) = self.engine.propose(purge.encode_at(now_ms())) {
+                self.purging = Some(p.index);
+            }
+        }
+    }
+}
+
+fn no_such_group(group: u64) -> ClientError {
+    ClientError::Refused(format!("this node holds no replica of group {group}"))
+}
+
+fn refusal(e: ProposeError) -> ClientError {
+    match e {
+        ProposeError::NotLeader { hint } => ClientError::NotLeader { hint },
+        ProposeError::TransferInProgress => ClientError::Transferring,
+        other => ClientError::Refused(other.to_string()),
+    }
+}
