@@ -4,6 +4,7 @@
 //! hakv up [--nodes 3] [--dir ./hakv-data] [--port 7001]    a local cluster, one process per node
 //! hakv ctl status [--dir ./hakv-data]                     every node's role, term, leader, log
 //! hakv server --id N --data-dir D --listen A --peer-listen P --cluster 1=A1/P1,2=A2/P2,…
+//! hakv bench resp://127.0.0.1:7001 | etcd://127.0.0.1:2379 [-c 10 -P 1 -r 0.5 …]   load generator
 //! ```
 
 mod ctl;
@@ -31,6 +32,8 @@ enum Cmd {
     Server(server::ServerArgs),
     /// Operator commands.
     Ctl(ctl::CtlArgs),
+    /// Load generator: drive hakv or Redis (RESP) or etcd (gRPC) with one workload.
+    Bench(loadgen::BenchArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Cmd::Up(a) => up::run(a),
         Cmd::Server(a) => server::run(a),
         Cmd::Ctl(a) => ctl::run(a),
+        Cmd::Bench(a) => loadgen::run(a),
     };
     std::process::exit(code);
 }
