@@ -80,11 +80,17 @@ fn every_command_works_across_shards(engine: &str, slot: u16) {
     let held: Vec<u32> = (1..=NODES)
         .map(|i| info_field(c.port(i), "hakv_shards_held").unwrap())
         .collect();
-    assert_eq!(held.iter().sum::<u32>(), SHARDS * 3, "replicas held: {held:?}");
+    assert_eq!(
+        held.iter().sum::<u32>(),
+        SHARDS * 3,
+        "replicas held: {held:?}"
+    );
 
     // MSET of 200 keys through one node spans every shard.
     let mut model: BTreeMap<String, String> = BTreeMap::new();
-    let pairs: Vec<(String, String)> = (0..200).map(|i| (format!("key:{i}"), format!("v{i}"))).collect();
+    let pairs: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("key:{i}"), format!("v{i}")))
+        .collect();
     let _: () = conns[0].mset(&pairs).unwrap();
     model.extend(pairs.iter().cloned());
 
@@ -126,13 +132,24 @@ fn every_command_works_across_shards(engine: &str, slot: u16) {
     assert_eq!(all, model.keys().cloned().collect::<Vec<_>>());
     let (scanned, steps) = scan_all(&mut conns[2], None);
     assert_eq!(scanned, model.keys().cloned().collect::<BTreeSet<_>>());
-    assert!(steps > SHARDS as usize, "COUNT 7 over {} keys takes many steps", model.len());
+    assert!(
+        steps > SHARDS as usize,
+        "COUNT 7 over {} keys takes many steps",
+        model.len()
+    );
     let (matched, _) = scan_all(&mut conns[0], Some("key:1*"));
-    let want: BTreeSet<String> = model.keys().filter(|k| k.starts_with("key:1")).cloned().collect();
+    let want: BTreeSet<String> = model
+        .keys()
+        .filter(|k| k.starts_with("key:1"))
+        .cloned()
+        .collect();
     assert_eq!(matched, want);
 
     // DEL across shards counts what it removed.
-    let del: Vec<String> = (0..50).map(|i| format!("key:{i}")).chain(["nope".to_string()]).collect();
+    let del: Vec<String> = (0..50)
+        .map(|i| format!("key:{i}"))
+        .chain(["nope".to_string()])
+        .collect();
     let removed: usize = conns[4].del(&del).unwrap();
     assert_eq!(removed, 50);
     for k in &del {

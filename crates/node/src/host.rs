@@ -189,7 +189,8 @@ impl Host {
                     next_ctx: 0,
                     preferred_leader: spec.preferred_leader,
                     // Spread the first attempts over a period, not all on one tick.
-                    balance_in: BALANCE_EVERY_TICKS + (group % u64::from(BALANCE_EVERY_TICKS)) as u32,
+                    balance_in: BALANCE_EVERY_TICKS
+                        + (group % u64::from(BALANCE_EVERY_TICKS)) as u32,
                 },
             );
         }
@@ -709,7 +710,11 @@ impl<E: ReplicaEngine> Group<E> {
         }
         match self.engine.transfer_leadership(preferred) {
             Ok(()) => {
-                tracing::info!(group = self.id, to = preferred, "handing leadership to the preferred leader")
+                tracing::info!(
+                    group = self.id,
+                    to = preferred,
+                    "handing leadership to the preferred leader"
+                )
             }
             Err(e) => {
                 tracing::debug!(group = self.id, to = preferred, error = %e, "cannot hand leadership over yet")

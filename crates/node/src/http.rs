@@ -76,7 +76,9 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
                 let statuses = local_statuses(&o).await;
                 let failed: Vec<String> = statuses
                     .iter()
-                    .filter_map(|(shard, s)| s.as_ref().err().map(|e| format!("shard {shard}: {e}")))
+                    .filter_map(|(shard, s)| {
+                        s.as_ref().err().map(|e| format!("shard {shard}: {e}"))
+                    })
                     .collect();
                 let led = statuses
                     .iter()
@@ -117,7 +119,11 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
                         "application/json",
                         serde_json::json!({ "error": e }).to_string(),
                     ),
-                    None => (200, "application/json", node_json(&o, &statuses).to_string()),
+                    None => (
+                        200,
+                        "application/json",
+                        node_json(&o, &statuses).to_string(),
+                    ),
                 }
             }
             "/metrics" => (200, "text/plain; version=0.0.4", metrics(&o).await),
@@ -155,9 +161,9 @@ fn node_json(o: &Observed, statuses: &[(u32, Result<Status, String>)]) -> serde_
             Some(j)
         })
         .collect();
-    let mut top = shards.first().cloned().unwrap_or_else(|| {
-        serde_json::json!({ "node": o.node_id, "engine": o.engine, "role": "none" })
-    });
+    let mut top = shards.first().cloned().unwrap_or_else(
+        || serde_json::json!({ "node": o.node_id, "engine": o.engine, "role": "none" }),
+    );
     top["shard_count"] = o.routing.shards().into();
     top["shards_held"] = shards.len().into();
     top["shards_led"] = statuses
@@ -222,7 +228,11 @@ async fn metrics(o: &Observed) -> String {
     let statuses = local_statuses(o).await;
     type Gauge = (&'static str, &'static str, fn(&Status) -> u64);
     let gauges: [Gauge; 6] = [
-        ("hakv_raft_term", "Current term (Raft) or ballot (Multi-Paxos).", |s| s.term.0),
+        (
+            "hakv_raft_term",
+            "Current term (Raft) or ballot (Multi-Paxos).",
+            |s| s.term.0,
+        ),
         (
             "hakv_raft_is_leader",
             "1 if this node leads the group.",
@@ -238,7 +248,9 @@ async fn metrics(o: &Observed) -> String {
             "Highest log index applied to the state machine.",
             |s| s.applied.0,
         ),
-        ("hakv_raft_last_index", "Last log index.", |s| s.last_index.0),
+        ("hakv_raft_last_index", "Last log index.", |s| {
+            s.last_index.0
+        }),
         (
             "hakv_raft_log_entries",
             "Entries in the log after the snapshot.",

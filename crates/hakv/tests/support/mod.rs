@@ -39,12 +39,16 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("hakv-{tag}-{engine}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        assert!((slot + 1) * n as u16 <= 24, "slot {slot} of {n} nodes is outside the block");
+        assert!(
+            (slot + 1) * n as u16 <= 24,
+            "slot {slot} of {n} nodes is outside the block"
+        );
         // Below the kernel's ephemeral range (32768..), so no outgoing connection can
         // hold a port a node is about to listen on; one 144-port block per test
         // process, half per engine so both engines' tests can run at once.
         let engine_offset = if engine == "paxos" { 72 } else { 0 };
-        let base = 10_000 + ((std::process::id() % 150) as u16) * 144 + engine_offset + slot * n as u16;
+        let base =
+            10_000 + ((std::process::id() % 150) as u16) * 144 + engine_offset + slot * n as u16;
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         extra.extend(["--consensus".to_string(), engine.to_string()]);
         let mut c = Cluster {

@@ -115,7 +115,11 @@ impl Routing {
         if let Some(l) = self.local(shard).and_then(|r| r.leader_hint()) {
             return Some(l);
         }
-        match self.hints.get(shard as usize).map(|h| h.load(Ordering::Relaxed)) {
+        match self
+            .hints
+            .get(shard as usize)
+            .map(|h| h.load(Ordering::Relaxed))
+        {
             Some(0) | None => self.replicas(shard).first().copied(),
             Some(l) => Some(l),
         }
@@ -320,12 +324,15 @@ pub(crate) fn scan_reply(routing: &Routing, shard: u32, reply: Frame) -> Frame {
     match reply {
         Frame::Array(mut items) if items.len() == 2 => {
             let next = match &items[0] {
-                Frame::Bulk(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()),
+                Frame::Bulk(b) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()),
                 _ => None,
             };
             match next {
                 Some(n) => {
-                    items[0] = Frame::Bulk(Bytes::from(routing.encode_cursor(shard, n).to_string()));
+                    items[0] =
+                        Frame::Bulk(Bytes::from(routing.encode_cursor(shard, n).to_string()));
                     Frame::Array(items)
                 }
                 None => unexpected(&Frame::Array(items)),
@@ -390,7 +397,12 @@ mod tests {
         let keys: Vec<String> = (0..40).map(|i| format!("key:{i}")).collect();
         let mut args = vec![b("MGET")];
         args.extend(keys.iter().map(|k| b(k)));
-        let Ok(Split::Many { parts, merge: m, keys: n }) = split(&r, "mget", &args) else {
+        let Ok(Split::Many {
+            parts,
+            merge: m,
+            keys: n,
+        }) = split(&r, "mget", &args)
+        else {
             panic!("40 keys over 16 shards span many shards");
         };
         assert_eq!(n, 40);
@@ -404,7 +416,10 @@ mod tests {
                     assert!(!std::mem::replace(&mut seen[*p], true));
                 }
                 // Each shard answers with the key names, as if they were the values.
-                (positions.clone(), Frame::Array(sub[1..].iter().cloned().map(Frame::Bulk).collect()))
+                (
+                    positions.clone(),
+                    Frame::Array(sub[1..].iter().cloned().map(Frame::Bulk).collect()),
+                )
             })
             .collect();
         assert!(seen.iter().all(|s| *s));
