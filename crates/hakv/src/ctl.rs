@@ -25,13 +25,80 @@ enum CtlCmd {
         #[arg(long, value_delimiter = ',')]
         http: Vec<SocketAddr>,
     },
+    /// Move every shard replica off node N (to nodes the ring chooses), a few at a
+    /// time, so that N can be stopped without losing redundancy.
+    Drain {
+        /// The node to drain.
+        node: u64,
+        /// The directory of a `hakv up` cluster (reads its cluster.json).
+        #[arg(long, default_value = "./hakv-data")]
+        dir: PathBuf,
+        /// Or: any node's client (RESP) address, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        resp: Vec<SocketAddr>,
+    },
 }
 
 /// Runs the command; returns the exit code.
 pub fn run(a: CtlArgs) -> i32 {
     match a.cmd {
         CtlCmd::Status { dir, http } => status(dir, http),
+        CtlCmd::Drain { node, dir, resp } => drain(node, dir, resp),
     }
+}
+
+/// Marks `node` draining in the meta group; its shards then move to other nodes
+/// (a few at a time), after which it holds nothing and can be stopped.
+fn drain(node: u64, dir: PathBuf, resp: Vec<SocketAddr>) -> i32 {
+    let targets: Vec<SocketAddr> = if !resp.is_empty() {
+        resp
+    } else {
+        match cluster_json(&dir) {
+            Ok(j) => j["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["resp"].as_str()?.parse().ok())
+                .collect(),
+            Err(e) => {
+                eprintln!("error: {e} (is a cluster running? try --resp)");
+                return 2;
+            }
+        }
+    };
+    let req = format!(
+        "*3\r\n$4\r\nHAKV\r\n$5\r\nDRAIN\r\n${}\r\n{node}\r\n",
+        node.to_string().len()
+    );
+    for addr in targets {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+        if s.write_all(req.as_bytes()).is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        if reply.starts_with("+OK") {
+            println!(
+                "node {node} is draining: its shards move to other nodes; watch `hakv ctl status`"
+            );
+            return 0;
+        }
+        eprintln!("error: {addr} answered {}", reply.trim());
+        return 1;
+    }
+    eprintln!("error: no node answered");
+    1
+}
+
+fn cluster_json(dir: &std::path::Path) -> Result<serde_json::Value, String> {
+    let path = dir.join("cluster.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
 }
 
 fn status(dir: PathBuf, http: Vec<SocketAddr>) -> i32 {
@@ -171,12 +238,16 @@ fn print_nodes(answers: &[serde_json::Value]) {
 /// Sharded: one line per shard, assembled from every replica's report.
 fn print_shards(answers: &[serde_json::Value]) {
     use std::collections::BTreeMap;
-    let mut shards: BTreeMap<u64, Vec<&serde_json::Value>> = BTreeMap::new();
+    // The meta group sorts first (as shard -1), then the shards in order.
+    let mut shards: BTreeMap<i64, Vec<&serde_json::Value>> = BTreeMap::new();
     for s in answers {
         for sh in s["shards"].as_array().into_iter().flatten() {
-            if let Some(id) = sh["shard"].as_u64() {
-                shards.entry(id).or_default().push(sh);
-            }
+            let id = match (&sh["shard"], sh["shard"].as_i64()) {
+                (_, Some(id)) => id,
+                (serde_json::Value::String(m), _) if m == "meta" => -1,
+                _ => continue,
+            };
+            shards.entry(id).or_default().push(sh);
         }
     }
     println!(
@@ -205,7 +276,11 @@ fn print_shards(answers: &[serde_json::Value]) {
         };
         println!(
             "{:<6} {:<12} {:>7} {:>6} {:>10}  {:<28} {health}",
-            id,
+            if id < 0 {
+                "meta".to_string()
+            } else {
+                id.to_string()
+            },
             replicas.join(","),
             leader.map_or("-".to_string(), |l| num(l, "node")),
             leader.map_or("-".to_string(), |l| term(l)),

@@ -37,6 +37,12 @@ enum Cmd {
 }
 
 fn main() {
+    // Die quietly when a pipe closes (`hakv ctl status | head`), like other CLI tools,
+    // instead of panicking on the failed print.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Up(a) => up::run(a),

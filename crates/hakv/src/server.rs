@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use node::front::route::{group_of, Routing};
+use node::cluster::ManagerConfig;
+use node::detector::DetectorHandle;
+use node::front::route::{group_of, Routing, META_GROUP};
 use node::front::{Front, FrontConfig};
 use node::host::{GroupSpec, Host, HostConfig};
 use node::transport::{Transport, TransportConfig};
@@ -27,9 +29,15 @@ pub struct ServerArgs {
     /// Address for peer traffic.
     #[arg(long)]
     pub peer_listen: SocketAddr,
-    /// Every node: `id=client_addr/peer_addr`, comma-separated (the founding voters).
-    #[arg(long, value_parser = parse_cluster)]
-    pub cluster: BTreeMap<u64, (SocketAddr, SocketAddr)>,
+    /// Every founding node: `id=client_addr/peer_addr`, comma-separated. Not needed
+    /// with --join.
+    #[arg(long, value_parser = parse_cluster, required_unless_present = "join")]
+    pub cluster: Option<BTreeMap<u64, (SocketAddr, SocketAddr)>>,
+    /// Join a running cluster through any member's client address (instead of
+    /// founding one): the node is added to the membership and, over time, receives
+    /// its share of the shards (≈ 1/N) from the others.
+    #[arg(long, conflicts_with = "cluster")]
+    pub join: Option<SocketAddr>,
     /// Address for the operator HTTP endpoint (/health, /status, /metrics).
     #[arg(long)]
     pub http: Option<SocketAddr>,
@@ -57,6 +65,10 @@ pub struct ServerArgs {
     /// (at most the number of nodes).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
     pub replicas: u32,
+    /// How long a node must look dead (to the failure detector of the meta group's
+    /// leader) before its replicas are re-created on other nodes.
+    #[arg(long, default_value_t = 30_000)]
+    pub down_after_ms: u64,
     /// Largest bulk string a client may send, in bytes (Redis's proto-max-bulk-len).
     #[arg(long, default_value_t = 512 << 20)]
     pub max_bulk_bytes: usize,
@@ -112,10 +124,6 @@ pub fn run(args: ServerArgs) -> i32 {
         )
         .with_target(false)
         .init();
-    if !args.cluster.contains_key(&args.id) {
-        eprintln!("error: node {} is not listed in --cluster", args.id);
-        return 2;
-    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -130,8 +138,39 @@ pub fn run(args: ServerArgs) -> i32 {
     rt.block_on(serve(args))
 }
 
-async fn serve(args: ServerArgs) -> i32 {
+impl ServerArgs {
+    /// The founding nodes (resolved from --join before use).
+    fn cluster(&self) -> &BTreeMap<u64, (SocketAddr, SocketAddr)> {
+        static EMPTY: BTreeMap<u64, (SocketAddr, SocketAddr)> = BTreeMap::new();
+        self.cluster.as_ref().unwrap_or(&EMPTY)
+    }
+}
+
+async fn serve(mut args: ServerArgs) -> i32 {
     let node = args.id;
+    if let Some(seed) = args.join {
+        match join(seed, &args).await {
+            Ok((cluster, shards, replicas)) => {
+                tracing::info!(node, via = %seed, founders = cluster.len(), shards, "joined the cluster");
+                args.cluster = Some(cluster);
+                args.shards = shards;
+                args.replicas = replicas;
+            }
+            Err(e) => {
+                eprintln!("error: cannot join the cluster through {seed}: {e}");
+                return 1;
+            }
+        }
+        if args.cluster().contains_key(&node) {
+            eprintln!(
+                "error: node {node} is a founding member; start it with --cluster, not --join"
+            );
+            return 2;
+        }
+    } else if !args.cluster().contains_key(&node) {
+        eprintln!("error: node {node} is not listed in --cluster");
+        return 2;
+    }
     let (transport, incoming) =
         match Transport::bind(TransportConfig::new(node), args.peer_listen).await {
             Ok(t) => t,
@@ -143,7 +182,7 @@ async fn serve(args: ServerArgs) -> i32 {
                 return 1;
             }
         };
-    for (&id, &(_, peer)) in &args.cluster {
+    for (&id, &(_, peer)) in args.cluster() {
         if id != node {
             transport.add_peer(id, peer);
         }
@@ -166,7 +205,9 @@ async fn serve(args: ServerArgs) -> i32 {
             return 2;
         }
     };
-    let specs: Vec<GroupSpec> = map
+    // The meta group (shard map, dead nodes) lives on the first five founders.
+    let meta_replicas: Vec<u64> = args.cluster().keys().copied().take(5).collect();
+    let mut specs: Vec<GroupSpec> = map
         .shards_on(ring::NodeId(node))
         .into_iter()
         .map(|shard| {
@@ -185,6 +226,13 @@ async fn serve(args: ServerArgs) -> i32 {
             }
         })
         .collect();
+    if meta_replicas.contains(&node) {
+        specs.push(GroupSpec {
+            group: META_GROUP,
+            voters: meta_replicas.clone(),
+            preferred_leader: None,
+        });
+    }
     let cfg = HostConfig {
         data_dir: args.data_dir.clone(),
         tick: Duration::from_millis(args.tick_ms),
@@ -215,7 +263,7 @@ async fn serve(args: ServerArgs) -> i32 {
         }
     };
     let host = match started {
-        Ok(h) => h,
+        Ok(h) => Arc::new(h),
         Err(e) => {
             eprintln!(
                 "error: node {node} cannot open its data in {}: {e}",
@@ -226,10 +274,10 @@ async fn serve(args: ServerArgs) -> i32 {
     };
     let local = host
         .replicas()
-        .iter()
-        .map(|(&group, r)| ((group - 1) as u32, r.clone()))
+        .into_iter()
+        .map(|(group, r)| ((group - 1) as u32, r))
         .collect();
-    let routing = Arc::new(Routing::new(&map, local));
+    let routing = Arc::new(Routing::new(&map, local, meta_replicas));
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -244,10 +292,35 @@ async fn serve(args: ServerArgs) -> i32 {
             ..resp::Limits::default()
         },
         pending_bytes_max: args.max_pending_bytes,
+        layout: Some((layout(&args), cluster_string(args.cluster()))),
         ..FrontConfig::new(node)
     };
     let front = Front::new(routing.clone(), transport.clone(), front_cfg);
-    let router = tokio::spawn(front.clone().route(incoming, host_tx));
+    let (detector_tx, detector_rx) = tokio::sync::mpsc::channel(4096);
+    let detector = Arc::new(DetectorHandle::start(
+        node,
+        args.cluster().keys().copied().chain([node]).collect(),
+        node::detector::production_config(node),
+        transport.clone(),
+        detector_rx,
+    ));
+    let router = tokio::spawn(front.clone().route(incoming, host_tx, Some(detector_tx)));
+    let manager = tokio::spawn(node::cluster::run(
+        ManagerConfig {
+            node_id: node,
+            nodes: args.cluster().keys().copied().collect(),
+            down_after: Duration::from_millis(args.down_after_ms),
+            interval: Duration::from_millis(500),
+            placement: placement_of(&args).expect("placed above"),
+            catching_up_max: 2,
+            balance_leaders: args.shards > 1,
+        },
+        front.clone(),
+        host.clone(),
+        routing.clone(),
+        detector.clone(),
+        transport.clone(),
+    ));
     let http = match args.http {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
@@ -279,37 +352,123 @@ async fn serve(args: ServerArgs) -> i32 {
     wait_for_signal().await;
     tracing::info!(node, "stopping");
     front.abort();
+    manager.abort();
     router.abort();
     if let Some(h) = http {
         h.abort();
     }
     drop(routing);
-    host.stop();
+    drop(detector);
+    match Arc::try_unwrap(host) {
+        Ok(host) => host.stop(),
+        Err(host) => drop(host),
+    }
     0
 }
 
 /// The founding placement: the shards of a keyspace of `--shards` on the `--cluster`
 /// nodes, `--replicas` each, by the consistent-hash ring.
 fn placement(args: &ServerArgs) -> Result<ring::ShardMap, ring::Error> {
+    let members = ring::Members::new(args.cluster().keys().map(|&id| ring::Node::new(id)))?;
+    placement_of(args)?.compute(&members)
+}
+
+/// The cluster's placement rules: its keyspace and replicas per shard.
+fn placement_of(args: &ServerArgs) -> Result<ring::Placement, ring::Error> {
     let keyspace = ring::Keyspace::new(args.shards, ring::HashTags::Redis)?;
-    let replicas = args.replicas.min(args.cluster.len() as u32);
-    let placement = ring::Placement::new(
+    let replicas = args.replicas.min(args.cluster().len() as u32);
+    ring::Placement::new(
         keyspace,
         replicas,
         ring::Placement::VNODES_PER_WEIGHT_DEFAULT,
-    )?;
-    let members = ring::Members::new(args.cluster.keys().map(|&id| ring::Node::new(id)))?;
-    placement.compute(&members)
+    )
+}
+
+/// `id=client/peer,...`, the form of --cluster.
+fn cluster_string(c: &BTreeMap<u64, (SocketAddr, SocketAddr)>) -> String {
+    c.iter()
+        .map(|(id, (client, peer))| format!("{id}={client}/{peer}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Asks a member (at its client address) to add this node; returns the founding
+/// nodes and the keyspace layout.
+async fn join(
+    seed: SocketAddr,
+    args: &ServerArgs,
+) -> Result<(BTreeMap<u64, (SocketAddr, SocketAddr)>, u32, u32), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let parts = [
+        "HAKV".to_string(),
+        "JOIN".to_string(),
+        args.id.to_string(),
+        args.listen.to_string(),
+        args.peer_listen.to_string(),
+    ];
+    let mut req = format!("*{}\r\n", parts.len());
+    for p in &parts {
+        req.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let reply = loop {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect(seed)
+                .await
+                .map_err(|e| e.to_string())?;
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut buf = bytes::BytesMut::new();
+            loop {
+                if let Some(f) = resp::parse_frame(&mut buf, &resp::Limits::default())
+                    .map_err(|e| e.to_string())?
+                {
+                    return Ok::<resp::Frame, String>(f);
+                }
+                if s.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+                    return Err("connection closed".to_string());
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(resp::Frame::Error(e))) if !e.starts_with(b"TRYAGAIN") => {
+                return Err(String::from_utf8_lossy(&e).into_owned())
+            }
+            Ok(Ok(f @ resp::Frame::Array(_))) => break f,
+            other if std::time::Instant::now() > deadline => {
+                return Err(format!("no usable answer: {other:?}"))
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let resp::Frame::Array(items) = reply else {
+        unreachable!("matched above")
+    };
+    let text = |i: usize| match items.get(i) {
+        Some(resp::Frame::Bulk(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+        _ => Err("malformed join reply".to_string()),
+    };
+    let layout = text(0)?;
+    let cluster = parse_cluster(&text(1)?)?;
+    let field = |k: &str| {
+        layout
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| format!("malformed layout {layout:?}"))
+    };
+    Ok((cluster, field("shards=")?, field("replicas=")?))
 }
 
 /// The founding layout of a cluster, as recorded in each data directory: the shard
 /// count, replicas per shard and founding nodes together decide the placement.
 fn layout(args: &ServerArgs) -> String {
-    let nodes: Vec<String> = args.cluster.keys().map(|n| n.to_string()).collect();
+    let nodes: Vec<String> = args.cluster().keys().map(|n| n.to_string()).collect();
     format!(
         "shards={} replicas={} nodes={}\n",
         args.shards,
-        args.replicas.min(args.cluster.len() as u32),
+        args.replicas.min(args.cluster().len() as u32),
         nodes.join(",")
     )
 }

@@ -243,3 +243,266 @@ fn a_killed_node_leaves_every_shard_serving_raft() {
 fn a_killed_node_leaves_every_shard_serving_paxos() {
     a_killed_node_leaves_every_shard_serving("paxos", 1);
 }
+
+/// Waits until the live nodes together are full voters of `3 × SHARDS` shard replicas
+/// (each shard back to three replicas, none of them on a dead node).
+fn wait_for_healing(c: &Cluster, live: &[u64], what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let voters: u32 = live
+            .iter()
+            .map(|&i| info_field(c.port(i), "hakv_shards_voter").unwrap_or(0))
+            .sum();
+        if voters == SHARDS * 3 {
+            return started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            dump_logs(&c.dir);
+            panic!(
+                "{what}: only {voters} of {} replicas healthy after 60 s",
+                SHARDS * 3
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writers that keep writing unique keys through the live nodes and remember every
+/// acknowledged write.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<(String, u64)>>>,
+}
+
+impl Load {
+    fn start(ports: std::sync::Arc<std::sync::Mutex<Vec<u16>>>) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..3)
+            .map(|t| {
+                let stop = stop.clone();
+                let ports = ports.clone();
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let port = {
+                            let p = ports.lock().unwrap();
+                            p[(i as usize + t) % p.len()]
+                        };
+                        let Some(mut conn) = support::connect(port) else {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        };
+                        for _ in 0..20 {
+                            let key = format!("w{t}-{i}");
+                            i += 1;
+                            match conn.set::<_, _, ()>(&key, i) {
+                                Ok(()) => acked.push((key, i)),
+                                // Unknown outcome or refused: not acknowledged.
+                                Err(e) if e.is_io_error() || e.is_timeout() => break,
+                                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                            }
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    fn stop(self) -> Vec<(String, u64)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    }
+}
+
+fn assert_all_present(c: &Cluster, via: u64, acked: &[(String, u64)]) {
+    let mut conn = connect_retry(c.port(via));
+    for chunk in acked.chunks(200) {
+        let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
+        let got: Vec<Option<u64>> = conn.mget(&keys).unwrap();
+        for ((k, v), g) in chunk.iter().zip(got) {
+            assert_eq!(g, Some(*v), "acknowledged write {k}={v} lost");
+        }
+    }
+}
+
+fn dead_nodes_are_replaced_and_no_acknowledged_write_is_lost(engine: &str, slot: u16) {
+    let shards = SHARDS.to_string();
+    let mut c = Cluster::sized(
+        engine,
+        "shards-heal",
+        slot,
+        NODES,
+        &["--shards", &shards, "--down-after-ms", "1500"],
+    );
+    wait_for_leaders(&c);
+    wait_for_healing(&c, &[1, 2, 3, 4, 5], "at start");
+    let ports = std::sync::Arc::new(std::sync::Mutex::new(
+        (1..=NODES).map(|i| c.port(i)).collect::<Vec<u16>>(),
+    ));
+    let load = Load::start(ports.clone());
+    std::thread::sleep(Duration::from_millis(800));
+
+    // First death: every shard node 3 held gets a new replica elsewhere.
+    ports.lock().unwrap().retain(|&p| p != c.port(3));
+    c.kill(3);
+    let took = wait_for_healing(&c, &[1, 2, 4, 5], "after node 3 died");
+    println!("node 3 killed: every shard back to 3 replicas after {took:?} (down-after 1.5 s)");
+
+    // Second death, after the first recovery: the three survivors hold everything.
+    ports.lock().unwrap().retain(|&p| p != c.port(5));
+    c.kill(5);
+    let took = wait_for_healing(&c, &[1, 2, 4], "after node 5 died");
+    println!("node 5 killed: every shard back to 3 replicas after {took:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = load.stop();
+    assert!(
+        acked.len() > 100,
+        "the load made progress: {} writes",
+        acked.len()
+    );
+    println!("{} acknowledged writes, all checked", acked.len());
+    for via in [1, 2, 4] {
+        assert_all_present(&c, via, &acked);
+    }
+}
+
+#[test]
+fn dead_nodes_are_replaced_and_no_acknowledged_write_is_lost_raft() {
+    dead_nodes_are_replaced_and_no_acknowledged_write_is_lost("raft", 2);
+}
+
+#[test]
+fn dead_nodes_are_replaced_and_no_acknowledged_write_is_lost_paxos() {
+    dead_nodes_are_replaced_and_no_acknowledged_write_is_lost("paxos", 2);
+}
+
+/// A `hakv server` started by hand (a node joining), killed when dropped.
+struct Joiner(std::process::Child);
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sum_info(c: &Cluster, ports: &[u16], field: &str) -> u32 {
+    let _ = c;
+    ports
+        .iter()
+        .map(|&p| info_field(p, field).unwrap_or(0))
+        .sum()
+}
+
+fn wait_until(what: &str, c: &Cluster, mut ok: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !ok() {
+        if started.elapsed() > Duration::from_secs(90) {
+            dump_logs(&c.dir);
+            panic!("{what}: not reached in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    started.elapsed()
+}
+
+fn a_joining_node_takes_its_share_and_a_drained_node_gives_it_back(engine: &str, slot: u16) {
+    let shards = SHARDS.to_string();
+    let c = Cluster::sized(engine, "shards-join", slot, 4, &["--shards", &shards]);
+    wait_for_leaders(&c);
+    let founders: Vec<u16> = (1..=4).map(|i| c.port(i)).collect();
+    wait_until("founding replicas", &c, || {
+        sum_info(&c, &founders, "hakv_shards_voter") == SHARDS * 3
+    });
+    let mut conn = connect_retry(c.port(1));
+    let pairs: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("j{i}"), format!("v{i}")))
+        .collect();
+    let _: () = conn.mset(&pairs).unwrap();
+
+    // Node 5 joins through node 2.
+    let (port5, peer5) = (c.port(4) + 1, c.peer_port(4) + 1);
+    let log = std::fs::File::create(c.dir.join("node-5.log")).unwrap();
+    let _joiner = Joiner(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hakv"))
+            .arg("server")
+            .args(["--id", "5", "--tick-ms", "20"])
+            .arg("--data-dir")
+            .arg(c.dir.join("node-5"))
+            .args(["--listen", &format!("127.0.0.1:{port5}")])
+            .args(["--peer-listen", &format!("127.0.0.1:{peer5}")])
+            .args(["--join", &format!("127.0.0.1:{}", c.port(2))])
+            .args(["--consensus", engine])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let all: Vec<u16> = founders.iter().copied().chain([port5]).collect();
+    let took = wait_until("node 5 takes its share", &c, || {
+        info_field(port5, "hakv_shards_voter").unwrap_or(0) > 0
+            && sum_info(&c, &all, "hakv_shards_voter") == SHARDS * 3
+            && sum_info(&c, &all, "hakv_shards_held") == SHARDS * 3
+    });
+    let share = info_field(port5, "hakv_shards_voter").unwrap();
+    println!(
+        "node 5 joined and holds {share} of {} replicas after {took:?}",
+        SHARDS * 3
+    );
+    // About 1/N of the replicas (the ring's balance at 16 shards is coarse).
+    let fair = (SHARDS * 3) as f64 / 5.0;
+    assert!(
+        (share as f64) >= fair / 2.0 && (share as f64) <= fair * 2.0,
+        "node 5 holds {share}, fair share {fair}"
+    );
+    let mut via5 = connect_retry(port5);
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    let got: Vec<String> = via5.mget(&keys).unwrap();
+    assert_eq!(
+        got,
+        pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>()
+    );
+
+    // Draining node 5 moves everything back off it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args([
+            "ctl",
+            "drain",
+            "5",
+            "--resp",
+            &format!("127.0.0.1:{}", c.port(1)),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let took = wait_until("node 5 drained", &c, || {
+        info_field(port5, "hakv_shards_held") == Some(0)
+            && sum_info(&c, &founders, "hakv_shards_voter") == SHARDS * 3
+    });
+    println!("node 5 drained after {took:?}");
+    let got: Vec<String> = conn.mget(&keys).unwrap();
+    assert_eq!(
+        got,
+        pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_joining_node_takes_its_share_and_a_drained_node_gives_it_back_raft() {
+    a_joining_node_takes_its_share_and_a_drained_node_gives_it_back("raft", 4);
+}
+
+#[test]
+fn a_joining_node_takes_its_share_and_a_drained_node_gives_it_back_paxos() {
+    a_joining_node_takes_its_share_and_a_drained_node_gives_it_back("paxos", 4);
+}

@@ -26,7 +26,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use consensus::{LogIndex, NodeId, Payload, ProposeError, Ready, Status, Term};
+use consensus::{
+    ConfigChange, LogIndex, NodeId, Payload, ProposeError, Ready, Recovered, Status, Term,
+};
 use kv::{Command, KvStore, Query, QueryResult, Response};
 use storage::{LogEngine, Options, StorageError};
 use tokio::sync::{mpsc, oneshot};
@@ -85,6 +87,14 @@ pub(crate) enum Input {
     Propose(u64, Command, ProposalReply),
     Query(u64, Query, QueryReply),
     Status(u64, oneshot::Sender<Result<Status, ClientError>>),
+    AddGroup(
+        GroupSpec,
+        oneshot::Sender<Result<Arc<AtomicU64>, ClientError>>,
+    ),
+    RemoveGroup(u64),
+    ChangeConfig(u64, ConfigChange, oneshot::Sender<Result<(), ClientError>>),
+    Transfer(u64, NodeId),
+    Prefer(u64, Option<NodeId>),
     Stop,
 }
 
@@ -117,10 +127,12 @@ impl Drop for HostCore {
     }
 }
 
-/// A running host. Each of its groups is reached through a [`Replica`] handle.
+/// A running host. Each of its groups is reached through a [`Replica`] handle; groups
+/// can be added (a new replica that catches up from the group's leader) and removed
+/// while it runs.
 pub struct Host {
     core: Arc<HostCore>,
-    replicas: BTreeMap<u64, Arc<Replica>>,
+    replicas: Mutex<BTreeMap<u64, Arc<Replica>>>,
 }
 
 const INPUT_QUEUE: usize = 16_384;
@@ -144,7 +156,19 @@ impl Host {
         let mut states = HashMap::with_capacity(groups.len());
         let mut leaders = BTreeMap::new();
         let mut booted = false;
-        for spec in groups {
+        // The founding groups, then every other group the log holds (replicas this
+        // node received after the cluster was founded).
+        let mut specs: Vec<GroupSpec> = groups.to_vec();
+        for &group in recovered.keys() {
+            if !specs.iter().any(|s| s.group == group) {
+                specs.push(GroupSpec {
+                    group,
+                    voters: Vec::new(),
+                    preferred_leader: None,
+                });
+            }
+        }
+        for spec in &specs {
             let group = spec.group;
             let rec = match recovered.remove(&group) {
                 Some(r) => r,
@@ -156,43 +180,14 @@ impl Host {
                     boot
                 }
             };
-            let kv = match &rec.snapshot {
-                Some(s) => KvStore::restore(s.data.clone()).map_err(|e| StorageError::Corrupt {
+            let g =
+                Group::<E>::open(&engine_cfg, spec, rec).map_err(|why| StorageError::Corrupt {
                     file: cfg.data_dir.clone(),
                     offset: 0,
-                    reason: format!("snapshot of group {group} does not decode: {e}"),
-                })?,
-                None => KvStore::new(),
-            };
-            let applied = rec
-                .snapshot
-                .as_ref()
-                .map(|s| s.meta.index)
-                .unwrap_or_default();
-            let mut ecfg = engine_cfg.clone();
-            E::salt_seed(&mut ecfg, group);
-            let engine = E::boot(ecfg, rec).map_err(StorageError::Invalid)?;
-            let leader = Arc::new(AtomicU64::new(0));
-            leaders.insert(group, leader.clone());
-            states.insert(
-                group,
-                Group {
-                    id: group,
-                    engine,
-                    kv,
-                    applied,
-                    leader,
-                    proposals: BTreeMap::new(),
-                    reads: BTreeMap::new(),
-                    confirmed: Vec::new(),
-                    purging: None,
-                    next_ctx: 0,
-                    preferred_leader: spec.preferred_leader,
-                    // Spread the first attempts over a period, not all on one tick.
-                    balance_in: BALANCE_EVERY_TICKS
-                        + (group % u64::from(BALANCE_EVERY_TICKS)) as u32,
-                },
-            );
+                    reason: why,
+                })?;
+            leaders.insert(group, g.leader.clone());
+            states.insert(group, g);
         }
         if booted {
             log.sync()?;
@@ -221,6 +216,7 @@ impl Host {
             }
         });
         let mut state = Loop {
+            engine_cfg,
             groups: states,
             log,
             transport,
@@ -229,9 +225,9 @@ impl Host {
             scratch: Vec::with_capacity(1024),
             failed: None,
         };
-        let name = match groups {
+        let name = match &specs[..] {
             [one] => format!("replica-{}", one.group),
-            _ => format!("host-{}groups", groups.len()),
+            _ => "host".to_string(),
         };
         let thread = std::thread::Builder::new()
             .name(name)
@@ -252,17 +248,77 @@ impl Host {
             .into_iter()
             .map(|(group, leader)| (group, Arc::new(Replica::new(core.clone(), group, leader))))
             .collect();
-        Ok(Host { core, replicas })
+        Ok(Host {
+            core,
+            replicas: Mutex::new(replicas),
+        })
     }
 
     /// The handle of `group`, if this host runs it.
-    pub fn replica(&self, group: u64) -> Option<&Arc<Replica>> {
-        self.replicas.get(&group)
+    pub fn replica(&self, group: u64) -> Option<Arc<Replica>> {
+        self.replicas
+            .lock()
+            .expect("not poisoned")
+            .get(&group)
+            .cloned()
     }
 
     /// Every group this host runs, with its handle.
-    pub fn replicas(&self) -> &BTreeMap<u64, Arc<Replica>> {
-        &self.replicas
+    pub fn replicas(&self) -> BTreeMap<u64, Arc<Replica>> {
+        self.replicas.lock().expect("not poisoned").clone()
+    }
+
+    /// Starts a replica of `spec.group` here. With no voters it starts empty and
+    /// learns everything (the membership included) from the group's leader, which
+    /// must have added this node as a learner. Returns the existing handle if the
+    /// group already runs here.
+    pub async fn add_group(&self, spec: GroupSpec) -> Result<Arc<Replica>, ClientError> {
+        if let Some(r) = self.replica(spec.group) {
+            return Ok(r);
+        }
+        let group = spec.group;
+        let (reply, rx) = oneshot::channel();
+        self.core
+            .tx
+            .send(Input::AddGroup(spec, reply))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        let leader = rx.await.map_err(|_| ClientError::Stopped)??;
+        let r = Arc::new(Replica::new(self.core.clone(), group, leader));
+        self.replicas
+            .lock()
+            .expect("not poisoned")
+            .insert(group, r.clone());
+        Ok(r)
+    }
+
+    /// Stops this node's replica of `group` (after the group removed it). Its
+    /// durable state stays in the log until the log is compacted past it.
+    pub async fn remove_group(&self, group: u64) {
+        self.replicas.lock().expect("not poisoned").remove(&group);
+        let _ = self.core.tx.send(Input::RemoveGroup(group)).await;
+    }
+
+    /// Proposes a membership change of `group` (this node must lead it); returns once
+    /// proposed, not once committed.
+    pub async fn change_config(&self, group: u64, change: ConfigChange) -> Result<(), ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.core
+            .tx
+            .send(Input::ChangeConfig(group, change, reply))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Sets the node that should lead `group` (see [`GroupSpec::preferred_leader`]).
+    pub async fn prefer_leader(&self, group: u64, node: Option<NodeId>) {
+        let _ = self.core.tx.send(Input::Prefer(group, node)).await;
+    }
+
+    /// Asks this node's replica of `group`, if it leads, to hand leadership to `to`.
+    pub async fn transfer_leadership(&self, group: u64, to: NodeId) {
+        let _ = self.core.tx.send(Input::Transfer(group, to)).await;
     }
 
     /// The replication engine's name ("raft", "paxos").
@@ -300,6 +356,7 @@ struct Group<E> {
 
 /// The host thread's state.
 struct Loop<E: ReplicaEngine> {
+    engine_cfg: E::Config,
     groups: HashMap<u64, Group<E>>,
     log: LogEngine,
     transport: Arc<Transport>,
@@ -437,6 +494,49 @@ impl<E: ReplicaEngine> Loop<E> {
                     let _ = reply.send(Err(no_such_group(group)));
                 }
             }
+            Input::AddGroup(spec, reply) => {
+                let result = if let Some(why) = &self.failed {
+                    Err(ClientError::Storage(why.clone()))
+                } else if let Some(g) = self.groups.get(&spec.group) {
+                    Ok(g.leader.clone())
+                } else {
+                    self.add_group(&spec)
+                };
+                let _ = reply.send(result);
+            }
+            Input::RemoveGroup(group) => {
+                if let Some(mut g) = self.groups.remove(&group) {
+                    tracing::info!(group, "replica removed from this node");
+                    g.leader.store(0, Ordering::Relaxed);
+                    for (_, (_, reply)) in std::mem::take(&mut g.proposals) {
+                        let _ = reply.send(Err(ClientError::Stopped));
+                    }
+                }
+            }
+            Input::ChangeConfig(group, change, reply) => {
+                let result = match self.groups.get_mut(&group) {
+                    _ if self.failed.is_some() => Err(ClientError::Storage(
+                        self.failed.clone().unwrap_or_default(),
+                    )),
+                    None => Err(no_such_group(group)),
+                    Some(g) => {
+                        touched.push(group);
+                        g.engine.change_config(change).map(|_| ()).map_err(refusal)
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Input::Prefer(group, node) => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.preferred_leader = node;
+                }
+            }
+            Input::Transfer(group, to) => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    let _ = g.engine.transfer_leadership(to);
+                    touched.push(group);
+                }
+            }
             Input::Status(group, reply) => {
                 let status = match self.groups.get(&group) {
                     None => Err(no_such_group(group)),
@@ -455,6 +555,36 @@ impl<E: ReplicaEngine> Loop<E> {
             }
         }
         true
+    }
+
+    /// Creates a group at run time: founded here if `spec` names voters, else empty
+    /// (it learns everything from the leader). Nothing is written until the engine
+    /// asks: an empty replica that never hears from its group leaves no trace.
+    fn add_group(&mut self, spec: &GroupSpec) -> Result<Arc<AtomicU64>, ClientError> {
+        let rec = if spec.voters.is_empty() {
+            Recovered::default()
+        } else {
+            let boot = E::bootstrap(&spec.voters);
+            let written = self
+                .log
+                .append(spec.group, &boot.entries)
+                .and_then(|()| self.log.set_hard_state(spec.group, boot.hard_state))
+                .and_then(|()| self.log.sync());
+            if let Err(e) = written {
+                self.fail(e.to_string());
+                return Err(ClientError::Storage(e.to_string()));
+            }
+            boot
+        };
+        let g = Group::<E>::open(&self.engine_cfg, spec, rec).map_err(ClientError::Refused)?;
+        let leader = g.leader.clone();
+        tracing::info!(
+            group = spec.group,
+            founded = !spec.voters.is_empty(),
+            "replica added on this node"
+        );
+        self.groups.insert(spec.group, g);
+        Ok(leader)
     }
 
     fn deliver(&mut self, from: NodeId, group: u64, payload: Bytes, touched: &mut Vec<u64>) {
@@ -618,6 +748,39 @@ impl<E: ReplicaEngine> Loop<E> {
 const PURGE_BATCH: u32 = 1000;
 
 impl<E: ReplicaEngine> Group<E> {
+    /// A group's state from what the log recovered (or the founding state).
+    fn open(engine_cfg: &E::Config, spec: &GroupSpec, rec: Recovered) -> Result<Group<E>, String> {
+        let group = spec.group;
+        let kv = match &rec.snapshot {
+            Some(s) => KvStore::restore(s.data.clone())
+                .map_err(|e| format!("snapshot of group {group} does not decode: {e}"))?,
+            None => KvStore::new(),
+        };
+        let applied = rec
+            .snapshot
+            .as_ref()
+            .map(|s| s.meta.index)
+            .unwrap_or_default();
+        let mut ecfg = engine_cfg.clone();
+        E::salt_seed(&mut ecfg, group);
+        let engine = E::boot(ecfg, rec)?;
+        Ok(Group {
+            id: group,
+            engine,
+            kv,
+            applied,
+            leader: Arc::new(AtomicU64::new(0)),
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed: Vec::new(),
+            purging: None,
+            next_ctx: 0,
+            preferred_leader: spec.preferred_leader,
+            // Spread the first attempts over a period, not all on one tick.
+            balance_in: BALANCE_EVERY_TICKS + (group % u64::from(BALANCE_EVERY_TICKS)) as u32,
+        })
+    }
+
     /// Applies committed entries, answers their proposers and the reads they unblock.
     fn apply(&mut self, ready: &mut Ready<E::Message>) {
         for e in std::mem::take(&mut ready.committed_entries) {

@@ -10,7 +10,7 @@ use consensus::{ReplicationState, Role, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::front::route::{group_of, Routing};
+use crate::front::route::{group_of, Routing, META_SHARD};
 use crate::transport::Transport;
 
 /// What the endpoint reports on.
@@ -28,8 +28,7 @@ pub struct Observed {
 /// Every shard held here with its status, in shard order; a shard whose host has
 /// stopped answers with the error.
 async fn local_statuses(o: &Observed) -> Vec<(u32, Result<Status, String>)> {
-    let mut locals: Vec<_> = o.routing.locals().map(|(s, r)| (s, r.clone())).collect();
-    locals.sort_by_key(|(s, _)| *s);
+    let locals = o.routing.locals();
     let mut out = Vec::with_capacity(locals.len());
     for (shard, r) in locals {
         out.push((shard, r.status().await.map_err(|e| e.to_string())));
@@ -155,7 +154,11 @@ fn node_json(o: &Observed, statuses: &[(u32, Result<Status, String>)]) -> serde_
         .iter()
         .filter_map(|(shard, s)| {
             let mut j = status_json(o.node_id, o.engine, s.as_ref().ok()?);
-            j["shard"] = (*shard).into();
+            j["shard"] = if *shard == META_SHARD {
+                "meta".into()
+            } else {
+                (*shard).into()
+            };
             j["group"] = group_of(*shard).into();
             j["replicas"] = o.routing.replicas(*shard).into();
             Some(j)
@@ -165,10 +168,14 @@ fn node_json(o: &Observed, statuses: &[(u32, Result<Status, String>)]) -> serde_
         || serde_json::json!({ "node": o.node_id, "engine": o.engine, "role": "none" }),
     );
     top["shard_count"] = o.routing.shards().into();
-    top["shards_held"] = shards.len().into();
+    top["shards_held"] = statuses
+        .iter()
+        .filter(|(shard, _)| *shard != META_SHARD)
+        .count()
+        .into();
     top["shards_led"] = statuses
         .iter()
-        .filter(|(_, s)| matches!(s, Ok(s) if s.role == Role::Leader))
+        .filter(|(shard, s)| *shard != META_SHARD && matches!(s, Ok(s) if s.role == Role::Leader))
         .count()
         .into();
     top["shards"] = shards.into();
@@ -261,8 +268,13 @@ async fn metrics(o: &Observed) -> String {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
         for (shard, s) in &statuses {
             if let Ok(s) = s {
+                let label = if *shard == META_SHARD {
+                    "meta".to_string()
+                } else {
+                    shard.to_string()
+                };
                 out.push_str(&format!(
-                    "{name}{{node=\"{}\",group=\"{}\",shard=\"{shard}\"}} {}\n",
+                    "{name}{{node=\"{}\",group=\"{}\",shard=\"{label}\"}} {}\n",
                     o.node_id,
                     group_of(*shard),
                     f(s)

@@ -4,6 +4,8 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
+pub mod detector;
 pub mod engine;
 pub mod frame;
 pub mod front;

@@ -140,6 +140,7 @@ impl Replica {
         };
         let host = Host::start::<E>(host_cfg, engine_cfg, &[spec], transport, incoming)?;
         let handle = host.replica(cfg.group).expect("started with this group");
+        drop(host);
         Ok(Replica::new(
             handle.core.clone(),
             cfg.group,

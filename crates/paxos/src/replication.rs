@@ -354,6 +354,14 @@ impl Paxos {
                 pr.commit = pr.commit.max(commit);
                 let updated = pr.maybe_update(through);
                 match pr.state {
+                    // The acceptor lacks slots below the probe point (it joined empty
+                    // and the accept that would have told us was lost): probe from its
+                    // first missing slot, or nothing would ever be sent to it again
+                    // while no new slots are proposed.
+                    ReplicationState::Probe if through.next() < pr.next => {
+                        let next = through.next();
+                        pr.become_probe(next);
+                    }
                     ReplicationState::Probe => pr.probe_sent = false,
                     ReplicationState::Replicate
                         if pr

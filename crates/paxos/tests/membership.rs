@@ -114,6 +114,30 @@ fn a_learner_far_behind_catches_up_in_a_few_round_trips_whatever_the_batch_size(
 }
 
 #[test]
+fn a_learner_that_missed_its_first_accepts_is_caught_up_from_its_heartbeat_acks() {
+    // A node's runtime may create the learner's replica only after the leader has
+    // added it: the accepts sent at once are lost, and no new slot is proposed after.
+    let mut net = Net::new(&[1, 2, 3], &[4]);
+    net.elect(1);
+    for i in 0..5 {
+        net.propose(1, &format!("c{i}"));
+    }
+    net.settle();
+    net.isolate(4);
+    net.get_mut(1)
+        .change_config(apply(&[MemberChange::AddLearner(4)]))
+        .unwrap();
+    net.settle();
+    net.heal();
+    // Only heartbeats flow now; the learner must still get every slot.
+    for _ in 0..20 {
+        net.tick(1);
+        net.settle();
+    }
+    assert_eq!(net.applied_commands(4).len(), 5, "the learner caught up");
+}
+
+#[test]
 fn a_removed_voter_is_no_longer_needed_for_a_quorum() {
     let mut net = Net::new(&[1, 2, 3, 4], &[]);
     net.elect(1);

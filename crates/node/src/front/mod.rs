@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::replica::{now_ms, ClientError, Replica};
 use crate::transport::{Incoming, Transport};
+use consensus::NodeId;
 use data::{err, ok, Plan};
 use route::{Routing, Split};
 
@@ -60,6 +61,9 @@ pub struct FrontConfig {
     pub pending_bytes_max: usize,
     /// How long a forwarded request may wait for the leader's reply.
     pub forward_timeout: Duration,
+    /// The cluster's layout line and founding nodes (`id=client/peer,...`), handed
+    /// to a node that joins.
+    pub layout: Option<(String, String)>,
 }
 
 impl FrontConfig {
@@ -70,6 +74,7 @@ impl FrontConfig {
             limits: Limits::default(),
             pending_bytes_max: 1 << 30,
             forward_timeout: Duration::from_secs(10),
+            layout: None,
         }
     }
 }
@@ -114,16 +119,23 @@ impl Front {
         }
     }
 
-    /// Routes peer frames: forwarding traffic to this front, everything else to
-    /// `replica_tx` (the replica's input). Runs until `incoming` closes.
+    /// Routes peer frames: forwarding traffic to this front, failure-detector traffic
+    /// to `detector_tx` (dropped when its queue is full: probes are retried, and a
+    /// busy node must not stall consensus for them), everything else to `replica_tx`
+    /// (the host's input). Runs until `incoming` closes.
     pub async fn route(
         self: Arc<Self>,
         mut incoming: mpsc::Receiver<Incoming>,
         replica_tx: mpsc::Sender<Incoming>,
+        detector_tx: Option<mpsc::Sender<Incoming>>,
     ) {
         while let Some(m) = incoming.recv().await {
             if m.group == FORWARD_GROUP {
                 self.on_forward_frame(m);
+            } else if m.group == crate::detector::MEMBERSHIP_GROUP {
+                if let Some(d) = &detector_tx {
+                    let _ = d.try_send(m);
+                }
             } else if replica_tx.send(m).await.is_err() {
                 return;
             }
@@ -203,6 +215,7 @@ impl Front {
             ("command", _) => Frame::Array(Vec::new()),
             ("config", n) if n >= 1 && a[0].eq_ignore_ascii_case(b"get") => config_get(&a[1..]),
             ("info", _) => info(&self.routing, self.cfg.node_id).await,
+            ("hakv", n) if n >= 1 => self.admin(a).await,
             ("ping" | "echo" | "select" | "config" | "client", _) => err(format!(
                 "ERR wrong number of arguments for '{name}' command"
             )),
@@ -237,16 +250,85 @@ impl Front {
         }
     }
 
+    /// Cluster administration: `HAKV JOIN id client_addr peer_addr` records a new
+    /// member in the meta group (and answers with the layout and founding nodes);
+    /// `HAKV DRAIN id` marks a member draining, so its shards move elsewhere.
+    async fn admin(&self, a: &[Bytes]) -> Frame {
+        let sub = String::from_utf8_lossy(&a[0]).to_ascii_lowercase();
+        let id = a
+            .get(1)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|&n| n != 0);
+        let addr = |i: usize| {
+            a.get(i)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|s| s.parse::<std::net::SocketAddr>().ok())
+        };
+        let meta = match crate::cluster::read_meta(self).await {
+            Ok(m) => m,
+            Err(e) => return err(format!("TRYAGAIN cannot read the cluster map: {e}")),
+        };
+        let (pair, reply) = match (sub.as_str(), a.len(), id) {
+            ("join", 4, Some(id)) => {
+                let (Some(client), Some(peer), Some((layout, founders))) =
+                    (addr(2), addr(3), self.cfg.layout.clone())
+                else {
+                    return err("ERR usage: HAKV JOIN id client_addr peer_addr");
+                };
+                if meta.is_dead(id) {
+                    return err(format!("ERR node {id} was declared dead; give the new node another id"));
+                }
+                let record = crate::cluster::NodeRecord {
+                    state: ring::NodeState::Active,
+                    addrs: Some((client, peer)),
+                };
+                let reply = Frame::Array(vec![
+                    Frame::Bulk(Bytes::from(layout)),
+                    Frame::Bulk(Bytes::from(founders)),
+                ]);
+                ((format!("node/{id}"), record.encode()), reply)
+            }
+            ("drain", 2, Some(id)) => {
+                if meta.is_dead(id) {
+                    return err(format!("ERR node {id} is dead; its shards have moved already"));
+                }
+                let record = crate::cluster::NodeRecord {
+                    state: ring::NodeState::Draining,
+                    addrs: meta.nodes.get(&id).and_then(|r| r.addrs),
+                };
+                ((format!("node/{id}"), record.encode()), ok())
+            }
+            _ => {
+                return err(
+                    "ERR unknown HAKV subcommand or arguments; try HAKV JOIN id client peer | HAKV DRAIN id",
+                )
+            }
+        };
+        match crate::cluster::write_meta(self, &[pair]).await {
+            Ok(()) => reply,
+            Err(e) => err(format!("ERR cannot record the change: {e}")),
+        }
+    }
+
+    /// Runs a data command (`args[0]` is its name) on `shard` — [`route::META_SHARD`]
+    /// for the meta group — wherever that shard's leader is, as a client's request
+    /// would be; for the node's own housekeeping (the cluster manager).
+    pub async fn call(&self, shard: u32, args: &[Bytes]) -> Frame {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        self.on_shard(shard, &name, args).await
+    }
+
     /// Runs a data command on `shard`: here if this node leads it, else forwarded one
     /// hop to its leader.
     async fn on_shard(&self, shard: u32, name: &str, args: &[Bytes]) -> Frame {
-        let mut target = match self.routing.local(shard) {
+        let target = match self.routing.local(shard) {
             Some(replica) => {
                 // A request refused while leadership moves (a transfer, an election)
                 // was not taken: retry it for a moment rather than fail the client.
                 let give_up = tokio::time::Instant::now() + NO_LEADER_PATIENCE;
                 loop {
-                    match run(replica, name, args).await {
+                    match run(&replica, name, args).await {
                         Err(ClientError::NotLeader { hint: Some(l) }) if l != self.cfg.node_id => {
                             break l
                         }
@@ -279,6 +361,21 @@ impl Front {
                 }
             }
         };
+        self.chase(target, shard, args).await
+    }
+
+    /// Runs an internal request for `shard` starting at node `at` and following its
+    /// redirects to the shard's leader (used when this node's own replica of the shard
+    /// may be out of date, e.g. removed from its group without knowing it).
+    pub async fn call_at(&self, at: NodeId, shard: u32, args: &[Bytes]) -> Frame {
+        if at == self.cfg.node_id {
+            return self.call(shard, args).await;
+        }
+        self.chase(at, shard, args).await
+    }
+
+    /// Forwards to `target`, following redirects, until a reply.
+    async fn chase(&self, mut target: NodeId, shard: u32, args: &[Bytes]) -> Frame {
         let give_up = tokio::time::Instant::now() + NO_LEADER_PATIENCE;
         let mut redirects = 0;
         loop {
@@ -331,7 +428,7 @@ impl Front {
         let local = self.routing.local(shard);
         // Our own replica says who leads; for a shard not held here, a lost
         // connection is the sign that the node died.
-        let still_leader = || match local {
+        let still_leader = || match &local {
             Some(r) => r.leader_hint() == Some(leader),
             None => self.transport.is_up(leader),
         };
@@ -378,7 +475,7 @@ impl Front {
                             "ERR node {} holds no replica of shard {shard}",
                             front.cfg.node_id
                         ))),
-                        Some(replica) => match run(replica, &name, &args).await {
+                        Some(replica) => match run(&replica, &name, &args).await {
                             Ok(frame) => Reply::Frame(frame),
                             // One hop only: name the leader, the sender goes there.
                             Err(ClientError::NotLeader { hint }) => {
@@ -437,8 +534,32 @@ enum Forwarded {
     },
 }
 
+/// The internal command that asks a shard's leader for the group's members (voters
+/// then learners, as two arrays); used by the cluster manager, which routes it to
+/// the leader like any request.
+pub const MEMBERS_COMMAND: &str = "hakv.members";
+
 /// Plans and runs a data command against a local replica.
 async fn run(replica: &Replica, name: &str, args: &[Bytes]) -> Result<Frame, ClientError> {
+    if name == MEMBERS_COMMAND {
+        let s = replica.status().await?;
+        if s.role != consensus::Role::Leader {
+            return Err(ClientError::NotLeader { hint: s.leader });
+        }
+        let ids = |set: &std::collections::BTreeSet<u64>| {
+            Frame::Array(set.iter().map(|&n| Frame::Integer(n as i64)).collect())
+        };
+        let voters: std::collections::BTreeSet<u64> = s
+            .membership
+            .voters
+            .union(&s.membership.voters_outgoing)
+            .copied()
+            .collect();
+        return Ok(Frame::Array(vec![
+            ids(&voters),
+            ids(&s.membership.learners),
+        ]));
+    }
     let plan = match data::plan(name, args, now_ms()) {
         None => return Ok(unknown_command(args)),
         Some(Err(reply)) => return Ok(reply),
@@ -608,8 +729,11 @@ async fn info(routing: &Routing, node_id: u64) -> Frame {
         node_id,
         std::process::id()
     );
-    let mut locals: Vec<(u32, &Arc<Replica>)> = routing.locals().collect();
-    locals.sort_by_key(|(s, _)| *s);
+    let locals: Vec<(u32, Arc<Replica>)> = routing
+        .locals()
+        .into_iter()
+        .filter(|(s, _)| *s != route::META_SHARD)
+        .collect();
     // The replication section describes the first shard held here (the only one in
     // an unsharded cluster), as Redis tools expect one role per node.
     if let Some((_, replica)) = locals.first() {
@@ -631,12 +755,17 @@ async fn info(routing: &Routing, node_id: u64) -> Frame {
             ));
         }
     }
-    let mut led = 0;
+    let (mut led, mut voter) = (0, 0);
     for (_, r) in &locals {
         led += (r.leader_hint() == Some(node_id)) as usize;
+        // A full member: a voter of the group's settled configuration (not a learner
+        // still catching up, not a replica on its way out).
+        if let Ok(s) = r.status().await {
+            voter += (s.membership.voters.contains(&node_id) && !s.membership.is_joint()) as usize;
+        }
     }
     text.push_str(&format!(
-        "# Cluster\r\ncluster_enabled:0\r\nhakv_shards:{}\r\nhakv_shards_held:{}\r\nhakv_shards_led:{led}\r\n",
+        "# Cluster\r\ncluster_enabled:0\r\nhakv_shards:{}\r\nhakv_shards_held:{}\r\nhakv_shards_led:{led}\r\nhakv_shards_voter:{voter}\r\n",
         routing.shards(),
         locals.len()
     ));

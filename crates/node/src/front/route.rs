@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use consensus::NodeId;
@@ -42,30 +42,44 @@ pub fn group_of(shard: u32) -> u64 {
     u64::from(shard) + 1
 }
 
+/// The shard number that names the meta group (cluster metadata) in routing and
+/// forwarding; it is never a key's shard.
+pub const META_SHARD: u32 = u32::MAX;
+/// The meta group's replication group id.
+pub const META_GROUP: u64 = u32::MAX as u64 + 1;
+
 /// Where each shard lives, which of them this node holds, and the last leader heard
-/// of for each.
+/// of for each. Placement and the local replicas change as the cluster heals or
+/// grows; requests read them under a short read lock.
 pub struct Routing {
     keyspace: Keyspace,
-    replicas: Vec<Vec<NodeId>>,
-    local: HashMap<u32, Arc<Replica>>,
+    replicas: RwLock<Vec<Vec<NodeId>>>,
+    local: RwLock<HashMap<u32, Arc<Replica>>>,
     /// The leader last learned for each shard (0: unknown), from redirects; local
-    /// shards use their replica's own hint.
+    /// shards use their replica's own hint. The last slot is the meta group's.
     hints: Vec<AtomicU64>,
+    meta_replicas: Vec<NodeId>,
 }
 
 impl Routing {
-    /// Routing over `map`, with `local` the replicas this node holds, by shard.
-    pub fn new(map: &ShardMap, local: HashMap<u32, Arc<Replica>>) -> Routing {
+    /// Routing over `map`, with `local` the replicas this node holds, by shard (the
+    /// meta group's under [`META_SHARD`]), and the meta group on `meta_replicas`.
+    pub fn new(
+        map: &ShardMap,
+        local: HashMap<u32, Arc<Replica>>,
+        meta_replicas: Vec<NodeId>,
+    ) -> Routing {
         let replicas: Vec<Vec<NodeId>> = map
             .iter()
             .map(|(_, r)| r.iter().map(|n| n.0).collect())
             .collect();
-        let hints = replicas.iter().map(|_| AtomicU64::new(0)).collect();
+        let hints = (0..=replicas.len()).map(|_| AtomicU64::new(0)).collect();
         Routing {
             keyspace: *map.keyspace(),
-            replicas,
-            local,
+            replicas: RwLock::new(replicas),
+            local: RwLock::new(local),
             hints,
+            meta_replicas,
         }
     }
 
@@ -75,9 +89,10 @@ impl Routing {
         let local = HashMap::from([(0, replica)]);
         Routing {
             keyspace,
-            replicas: vec![voters],
-            local,
-            hints: vec![AtomicU64::new(0)],
+            replicas: RwLock::new(vec![voters]),
+            local: RwLock::new(local),
+            hints: vec![AtomicU64::new(0), AtomicU64::new(0)],
+            meta_replicas: Vec::new(),
         }
     }
 
@@ -95,18 +110,67 @@ impl Routing {
     }
 
     /// The replica of `shard` held by this node, if any.
-    pub fn local(&self, shard: u32) -> Option<&Arc<Replica>> {
-        self.local.get(&shard)
+    pub fn local(&self, shard: u32) -> Option<Arc<Replica>> {
+        self.local
+            .read()
+            .expect("not poisoned")
+            .get(&shard)
+            .cloned()
     }
 
-    /// Every shard this node holds, with its replica.
-    pub fn locals(&self) -> impl Iterator<Item = (u32, &Arc<Replica>)> {
-        self.local.iter().map(|(s, r)| (*s, r))
+    /// Every shard this node holds (the meta group included), with its replica.
+    pub fn locals(&self) -> Vec<(u32, Arc<Replica>)> {
+        let mut v: Vec<(u32, Arc<Replica>)> = self
+            .local
+            .read()
+            .expect("not poisoned")
+            .iter()
+            .map(|(s, r)| (*s, r.clone()))
+            .collect();
+        v.sort_by_key(|(s, _)| *s);
+        v
+    }
+
+    /// Records that this node now holds (`Some`) or no longer holds `shard`.
+    pub fn set_local(&self, shard: u32, replica: Option<Arc<Replica>>) {
+        let mut local = self.local.write().expect("not poisoned");
+        match replica {
+            Some(r) => local.insert(shard, r),
+            None => local.remove(&shard),
+        };
     }
 
     /// The nodes holding `shard`.
-    pub fn replicas(&self, shard: u32) -> &[NodeId] {
-        self.replicas.get(shard as usize).map_or(&[], |r| &r[..])
+    pub fn replicas(&self, shard: u32) -> Vec<NodeId> {
+        if shard == META_SHARD {
+            return self.meta_replicas.clone();
+        }
+        self.replicas
+            .read()
+            .expect("not poisoned")
+            .get(shard as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Records a new replica set for `shard` (from the meta group).
+    pub fn set_replicas(&self, shard: u32, nodes: Vec<NodeId>) {
+        if let Some(r) = self
+            .replicas
+            .write()
+            .expect("not poisoned")
+            .get_mut(shard as usize)
+        {
+            *r = nodes;
+        }
+    }
+
+    fn hint(&self, shard: u32) -> Option<&AtomicU64> {
+        if shard == META_SHARD {
+            self.hints.last()
+        } else {
+            self.hints.get(shard as usize)
+        }
     }
 
     /// The node most likely to lead `shard`: the local replica's belief, else the last
@@ -115,19 +179,15 @@ impl Routing {
         if let Some(l) = self.local(shard).and_then(|r| r.leader_hint()) {
             return Some(l);
         }
-        match self
-            .hints
-            .get(shard as usize)
-            .map(|h| h.load(Ordering::Relaxed))
-        {
+        match self.hint(shard).map(|h| h.load(Ordering::Relaxed)) {
             Some(0) | None => self.replicas(shard).first().copied(),
             Some(l) => Some(l),
         }
     }
 
-    /// Remembers that `leader` leads `shard` (from a redirect).
+    /// Remembers that `leader` leads `shard` (from a redirect; 0 forgets).
     pub fn learn_leader(&self, shard: u32, leader: NodeId) {
-        if let Some(h) = self.hints.get(shard as usize) {
+        if let Some(h) = self.hint(shard) {
             h.store(leader, Ordering::Relaxed);
         }
     }
@@ -359,7 +419,11 @@ mod tests {
         let ks = Keyspace::new(shards, HashTags::Redis).unwrap();
         let placement = Placement::new(ks, 3, 64).unwrap();
         let members = Members::new((1..=3).map(Node::new)).unwrap();
-        Routing::new(&placement.compute(&members).unwrap(), HashMap::new())
+        Routing::new(
+            &placement.compute(&members).unwrap(),
+            HashMap::new(),
+            vec![1, 2, 3],
+        )
     }
 
     fn b(s: &str) -> Bytes {
