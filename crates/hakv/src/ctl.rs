@@ -217,15 +217,34 @@ fn print_replication(answers: &[serde_json::Value]) {
     }
 }
 
-/// Sharded: one line per node (what it holds and leads).
+/// Sharded: one line per node (what it holds and leads, and how it sees the others).
 fn print_nodes(answers: &[serde_json::Value]) {
     println!(
-        "{:<6} {:<7} {:>7} {:>5} {:>5}",
+        "{:<6} {:<7} {:>7} {:>5} {:>5}  sees",
         "node", "engine", "shards", "held", "led"
     );
     for s in answers {
+        let unwell: Vec<String> = s["health"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["state"] != "alive")
+            .map(|h| {
+                format!(
+                    "{} {} for {:.1} s",
+                    h["id"],
+                    h["state"].as_str().unwrap_or("?"),
+                    h["for_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+                )
+            })
+            .collect();
+        let sees = match (s["health"].as_array(), unwell.is_empty()) {
+            (None, _) => "-".to_string(),
+            (Some(_), true) => "every other node alive".to_string(),
+            (Some(_), false) => unwell.join(", "),
+        };
         println!(
-            "{:<6} {:<7} {:>7} {:>5} {:>5}",
+            "{:<6} {:<7} {:>7} {:>5} {:>5}  {sees}",
             num(s, "node"),
             s["engine"].as_str().unwrap_or("?"),
             num(s, "shard_count"),

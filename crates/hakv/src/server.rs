@@ -329,6 +329,7 @@ async fn serve(mut args: ServerArgs) -> i32 {
                     engine: host.engine_name(),
                     routing: routing.clone(),
                     transport: transport.clone(),
+                    detector: Some(detector.clone()),
                 });
                 Some(tokio::spawn(node::http::serve(l, observed)))
             }

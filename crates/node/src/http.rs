@@ -23,6 +23,8 @@ pub struct Observed {
     pub routing: Arc<Routing>,
     /// The peer transport.
     pub transport: Arc<Transport>,
+    /// The failure detector, whose view of the other nodes `/status` reports.
+    pub detector: Option<Arc<crate::detector::DetectorHandle>>,
 }
 
 /// Every shard held here with its status, in shard order; a shard whose host has
@@ -179,6 +181,22 @@ fn node_json(o: &Observed, statuses: &[(u32, Result<Status, String>)]) -> serde_
         .count()
         .into();
     top["shards"] = shards.into();
+    if let Some(d) = &o.detector {
+        let health: Vec<serde_json::Value> = d
+            .view()
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "id": h.id,
+                    "state": format!("{:?}", h.state).to_lowercase(),
+                    "for_ms": h.since.elapsed().as_millis() as u64,
+                    "phi": h.phi,
+                    "incarnation": h.incarnation,
+                })
+            })
+            .collect();
+        top["health"] = health.into();
+    }
     top
 }
 
