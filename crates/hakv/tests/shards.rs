@@ -10,6 +10,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use lincheck::kv::{KvInput, KvModel, KvOutput};
+use lincheck::{Checker, History, Verdict};
 use redis::Commands;
 use support::{connect_retry, dump_logs, Cluster};
 
@@ -268,10 +270,13 @@ fn wait_for_healing(c: &Cluster, live: &[u64], what: &str) -> Duration {
 }
 
 /// Writers that keep writing unique keys through the live nodes and remember every
-/// acknowledged write.
+/// acknowledged write, and clients that write and read a few shared keys (spread over
+/// shards) and record the history for the linearizability checker.
 struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<Vec<(String, u64)>>>,
+    registers: Vec<std::thread::JoinHandle<()>>,
+    history: std::sync::Arc<std::sync::Mutex<History<KvInput, KvOutput>>>,
 }
 
 impl Load {
@@ -308,11 +313,79 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, threads }
+        let history = std::sync::Arc::new(std::sync::Mutex::new(History::new()));
+        let epoch = Instant::now();
+        let registers = (0..3u64)
+            .map(|t| {
+                let (stop, ports, history) = (stop.clone(), ports.clone(), history.clone());
+                std::thread::spawn(move || {
+                    let now = || epoch.elapsed().as_micros() as u64;
+                    let mut conn: Option<redis::Connection> = None;
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        n += 1;
+                        if conn.is_none() {
+                            let port = {
+                                let p = ports.lock().unwrap();
+                                p[(n as usize + t as usize) % p.len()]
+                            };
+                            conn = support::connect(port);
+                            if conn.is_none() {
+                                std::thread::sleep(Duration::from_millis(20));
+                                continue;
+                            }
+                        }
+                        let key = format!("r{}", n % 6);
+                        let value = format!("c{t}-{n}");
+                        let write = n % 2 == 0;
+                        let input = if write {
+                            KvInput::put(&key, &value)
+                        } else {
+                            KvInput::get(&key)
+                        };
+                        let id = history.lock().unwrap().invoke(t, input, now());
+                        let c = conn.as_mut().unwrap();
+                        let result = if write {
+                            c.set::<_, _, ()>(&key, &value).map(|_| KvOutput::Ok)
+                        } else {
+                            c.get::<_, Option<String>>(&key)
+                                .map(|v| KvOutput::Value(v.map(String::into_bytes)))
+                        };
+                        match result {
+                            Ok(out) => history.lock().unwrap().complete(id, out, now()),
+                            // Unknown outcome: left indeterminate; try another node.
+                            Err(_) => {
+                                conn = None;
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            threads,
+            registers,
+            history,
+        }
     }
 
-    fn stop(self) -> Vec<(String, u64)> {
+    /// Stops the load; returns the acknowledged unique writes, after checking that the
+    /// shared keys' history is linearizable.
+    fn stop(self, c: &Cluster) -> Vec<(String, u64)> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in self.registers {
+            r.join().unwrap();
+        }
+        let ops = std::mem::take(&mut *self.history.lock().unwrap()).into_ops();
+        match Checker::new().check(&KvModel, &ops) {
+            Verdict::Linearizable => println!("{} register operations: linearizable", ops.len()),
+            other => {
+                dump_logs(&c.dir);
+                panic!("{} ops: {other}", ops.len());
+            }
+        }
         self.threads
             .into_iter()
             .flat_map(|t| t.join().unwrap())
@@ -360,7 +433,7 @@ fn dead_nodes_are_replaced_and_no_acknowledged_write_is_lost(engine: &str, slot:
     let took = wait_for_healing(&c, &[1, 2, 4], "after node 5 died");
     println!("node 5 killed: every shard back to 3 replicas after {took:?}");
     std::thread::sleep(Duration::from_millis(300));
-    let acked = load.stop();
+    let acked = load.stop(&c);
     assert!(
         acked.len() > 100,
         "the load made progress: {} writes",
