@@ -337,7 +337,7 @@ impl Load {
                         }
                         let key = format!("r{}", n % 6);
                         let value = format!("c{t}-{n}");
-                        let write = n % 2 == 0;
+                        let write = n.is_multiple_of(2);
                         let input = if write {
                             KvInput::put(&key, &value)
                         } else {
