@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,6 +198,10 @@ pub async fn read_meta(front: &Front) -> Result<MetaMap, String> {
     Ok(map)
 }
 
+/// Set once the "cannot re-create replicas" warning was logged (it would otherwise
+/// repeat every round for as long as the node stays dead).
+static TOO_FEW_WARNED: AtomicBool = AtomicBool::new(false);
+
 /// Writes `pairs` to the meta group in one MSET (one entry, so atomic).
 pub async fn write_meta(front: &Front, pairs: &[(String, String)]) -> Result<(), String> {
     let mut args = vec![bulk("MSET")];
@@ -310,10 +315,19 @@ async fn decide(
             .collect(),
     )
     .map_err(|e| e.to_string())?;
-    let plan = cfg
-        .placement
-        .plan(&current, &members)
-        .map_err(|e| e.to_string())?;
+    let plan = match cfg.placement.plan(&current, &members) {
+        Ok(p) => p,
+        // Too few live nodes to hold every replica elsewhere (3 nodes, 3 replicas, one
+        // dead): nothing can be moved, so nothing is declared; the shards keep serving
+        // on the survivors and the node keeps its replicas if it comes back.
+        Err(e @ ring::Error::TooFewActiveNodes { .. }) => {
+            if !newly_dead.is_empty() && !TOO_FEW_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(dead = ?newly_dead, error = %e, "a node is dead but its replicas cannot be re-created elsewhere");
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let mut pairs: Vec<(String, String)> = newly_dead
         .iter()
         .map(|n| {
