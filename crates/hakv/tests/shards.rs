@@ -494,6 +494,21 @@ fn a_joining_node_takes_its_share_and_a_drained_node_gives_it_back(engine: &str,
         sum_info(&c, &founders, "hakv_shards_voter") == SHARDS * 3
     });
     let mut conn = connect_retry(c.port(1));
+    // Administrative mistakes are refused with a reason and change nothing.
+    for (args, why) in [
+        (
+            vec!["JOIN", "2", "127.0.0.1:1", "127.0.0.1:2"],
+            "founding member",
+        ),
+        (vec!["JOIN", "9", "not-an-address", "127.0.0.1:2"], "usage"),
+        (vec!["SPLIT"], "unknown HAKV subcommand"),
+    ] {
+        let e = redis::cmd("HAKV")
+            .arg(&args)
+            .query::<redis::Value>(&mut conn)
+            .unwrap_err();
+        assert!(e.to_string().contains(why), "{args:?}: {e}");
+    }
     let pairs: Vec<(String, String)> = (0..300)
         .map(|i| (format!("j{i}"), format!("v{i}")))
         .collect();

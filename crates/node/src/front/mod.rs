@@ -279,6 +279,15 @@ impl Front {
                 if meta.is_dead(id) {
                     return err(format!("ERR node {id} was declared dead; give the new node another id"));
                 }
+                let founder = layout
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("nodes="))
+                    .is_some_and(|nodes| nodes.split(',').any(|n| n == id.to_string()));
+                if founder {
+                    return err(format!(
+                        "ERR node {id} is a founding member; restart it with --cluster, or give the new node another id"
+                    ));
+                }
                 let record = crate::cluster::NodeRecord {
                     state: ring::NodeState::Active,
                     addrs: Some((client, peer)),
