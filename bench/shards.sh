@@ -25,7 +25,7 @@
 # machine's load hit every S alike; the table shows the median of each figure.
 #
 #   bench/shards.sh                          # 3 runs x 10 s (+2 s warm-up) per cell, 30 s idle: ~15 minutes
-#   bench/shards.sh --runs 5 --idle-runs 3   # what BENCHMARKS.md reports: ~25 minutes
+#   bench/shards.sh --runs 5 --idle-runs 3   # what BENCHMARKS.md reports: ~30 minutes
 #   bench/shards.sh --quick                  # 1 run x 3 s (+1 s warm-up), 10 s idle
 #   bench/shards.sh --shards "1 64" --idle-shards "1000" --runs 1
 #
@@ -36,7 +36,9 @@
 # a free block is searched from there), --ready-timeout SECONDS, --out DIR (default
 # bench/results/shards: raw/*.json, results.json, table.md, machine.txt), --keep
 # (leave the data directories and logs under target/shards.*), --up-args "..." (more
-# flags for `hakv up`, e.g. "--tick-ms 100").
+# flags for `hakv up`, e.g. "--tick-ms 100"), --settle SECONDS (start measuring no sooner
+# than this long after starting the cluster, and only once leadership has stopped
+# moving), --report-only (only print the table again from DIR/raw).
 # Env: HAKV_BIN (a prebuilt hakv binary; otherwise
 # `flock /tmp/hakv-cargo.lock cargo build --release` and target/release/hakv),
 # HAKV_DESC (how to name that binary's version in machine.txt; default when built here:
@@ -63,6 +65,8 @@ READY_TIMEOUT=600
 OUT=bench/results/shards
 KEEP=0
 UP_ARGS=""
+SETTLE=0
+REPORT_ONLY=0
 ARGS=$(printf ' %q' "$@")
 while [ $# -gt 0 ]; do
   case $1 in
@@ -84,17 +88,23 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
     --up-args) UP_ARGS=$2; shift ;;
+    --settle) SETTLE=$2; shift ;;
+    --report-only) REPORT_ONLY=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+if [ "$REPORT_ONLY" = 1 ]; then SHARDS=""; IDLE_SHARDS=""; fi
+
 for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "this script needs $tool" >&2; exit 1; }
 done
 
-if [ -z "${HAKV_BIN:-}" ]; then
+if [ "$REPORT_ONLY" = 1 ]; then
+  :
+elif [ -z "${HAKV_BIN:-}" ]; then
   echo "== flock /tmp/hakv-cargo.lock cargo build --release"
   flock /tmp/hakv-cargo.lock cargo build --release -q
   HAKV_BIN=target/release/hakv
@@ -106,8 +116,10 @@ mkdir -p target
 WORK=$(mktemp -d "$PWD/target/shards.XXXXXX")
 # A private copy of the binary: a rebuild during the run must not change what runs
 # (`hakv up` starts its nodes from its own executable).
-cp "$HAKV_BIN" "$WORK/hakv"
-HAKV_BIN="$WORK/hakv"
+if [ "$REPORT_ONLY" = 0 ]; then
+  cp "$HAKV_BIN" "$WORK/hakv"
+  HAKV_BIN="$WORK/hakv"
+fi
 UP_PID=""
 NODE_PIDS=()
 BENCH_PID=""
@@ -302,11 +314,18 @@ start_cluster() {
     last=$l
     sleep 0.5
   done
+  # shellcheck disable=SC2086
+  sleep "$(awk -v s="$SETTLE" -v a="$t0" -v b="$(now)" 'BEGIN {d = s - (b - a); print (d > 0 ? d : 0)}')"
   LEADERS=$(leadership)
 }
 
 mkdir -p "$OUT/raw"
-rm -f "$OUT"/raw/*.json
+[ "$REPORT_ONLY" = 1 ] || rm -f "$OUT"/raw/*.json
+
+# The speed of this (virtual) machine drifts: time a fixed CPU-bound loop at the start
+# and at the end, for the record.
+cpu_probe() { python3 -c 'import time; t = time.perf_counter(); sum(i * i for i in range(3_000_000)); print("%.0f ms" % ((time.perf_counter() - t) * 1000))'; }
+PROBE_START=$(cpu_probe)
 
 # --- throughput -----------------------------------------------------------------
 n_targets=$(wc -w <<<"$TARGETS"); n_loads=$(wc -w <<<"$LOADS")
@@ -335,15 +354,29 @@ for run in $(seq 1 "$RUNS"); do
         sleep "$WARMUP_S"
         f0=$(frames_sent); la0=$(loadavg)
         c0=$(cpu_of "${NODE_PIDS[@]}"); m0=$(machine_busy); d0=$(disk_written "${NODE_PIDS[@]}"); t0=$(now)
+        threads_of "${NODE_PIDS[@]}" >"$DIR/threads0"
         perf_start "$DIR/perf.csv" "$(secs "$DURATION")" "${NODE_PIDS[@]}"
         wait "$BENCH_PID" || { echo "bench failed:" >&2; cat "$DIR/last.txt" >&2; BENCH_PID=""; exit 1; }
         BENCH_PID=""
         c1=$(cpu_of "${NODE_PIDS[@]}"); m1=$(machine_busy); d1=$(disk_written "${NODE_PIDS[@]}"); t1=$(now)
+        threads_of "${NODE_PIDS[@]}" >"$DIR/threads1"
         perf_wait
         f1=$(frames_sent); la1=$(loadavg)
-        python3 - "$json" "$s" "$target" "$load" "$run" "$url" "$c0" "$c1" "$m0" "$m1" "$t0" "$t1" "$f0" "$f1" "$d0" "$d1" "$la0" "$la1" "$lead" $(perf_counts "$DIR/perf.csv") "$(secs "$DURATION")" <<'PY'
+        python3 - "$json" "$s" "$target" "$load" "$run" "$url" "$c0" "$c1" "$m0" "$m1" "$t0" "$t1" "$f0" "$f1" "$d0" "$d1" "$la0" "$la1" "$lead" $(perf_counts "$DIR/perf.csv") "$(secs "$DURATION")" "$DIR/threads0" "$DIR/threads1" "$TICKS" <<'PY'
 import json, sys
-(path, shards, target, load, run, url, c0, c1, m0, m1, t0, t1, f0, f1, d0, d1, la0, la1, lead, fsyncs, ctxsw, perf_s) = sys.argv[1:]
+(path, shards, target, load, run, url, c0, c1, m0, m1, t0, t1, f0, f1, d0, d1, la0, la1, lead, fsyncs, ctxsw, perf_s, th0, th1, hz) = sys.argv[1:]
+def threads(f):
+    out = {}
+    for line in open(f):
+        parts = line.split()
+        if len(parts) == 3:
+            out[parts[0]] = (parts[1], int(parts[2]))
+    return out
+a, b = threads(th0), threads(th1)
+by_kind = {}
+for tid, (name, ticks) in b.items():
+    kind = "host" if name.startswith(("host", "replica")) else "runtime" if name.startswith("tokio") else "other"
+    by_kind[kind] = by_kind.get(kind, 0) + (ticks - a.get(tid, (name, 0))[1]) / int(hz)
 r = json.load(open(path))
 led = [int(x) for x in lead.split()[:3]]
 r["shards_bench"] = {
@@ -359,6 +392,10 @@ r["shards_bench"] = {
     "fsyncs": None if fsyncs == "-" else int(fsyncs),
     "context_switches": None if ctxsw == "-" else int(ctxsw),
     "perf_window_s": float(perf_s),
+    # CPU seconds over the window by kind of thread: "host" (the thread that runs every
+    # group: consensus, log, fsync), "runtime" (tokio workers: clients, forwarding,
+    # peer transport, cluster manager, detector).
+    "server_cpu_s_by_thread": by_kind,
 }
 json.dump(r, open(path, "w"), indent=1)
 PY
@@ -440,7 +477,7 @@ done
 done
 
 # --- the machine, for the record --------------------------------------------------
-{
+[ "$REPORT_ONLY" = 1 ] || {
   echo "cpu: $(lscpu | sed -n 's/^Model name:\s*//p' | head -1) x $(nproc) ($(lscpu | sed -n 's/^Hypervisor vendor:\s*//p') VM)"
   echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
   echo "os: $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
@@ -448,8 +485,9 @@ done
   echo "hakv: ${HAKV_DESC:-?}"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "load average at the end: $(loadavg)"
+  echo "cpu probe (a fixed python loop; lower is faster): $PROBE_START at the start, $(cpu_probe) at the end"
   echo "command: bench/shards.sh$ARGS"
-  echo "settings: runs $RUNS, duration $DURATION, warm-up $WARMUP, idle $IDLE x $IDLE_RUNS, shards \"$SHARDS\", idle shards \"$IDLE_SHARDS\", targets \"$TARGETS\", loads \"$LOADS\", keys $KEYS, value $VALUE B, $CONNS connections x 1, hakv up flags: ${UP_ARGS:-none}"
+  echo "settings: runs $RUNS, duration $DURATION, warm-up $WARMUP, idle $IDLE x $IDLE_RUNS, settle ${SETTLE} s, shards \"$SHARDS\", idle shards \"$IDLE_SHARDS\", targets \"$TARGETS\", loads \"$LOADS\", keys $KEYS, value $VALUE B, $CONNS connections x 1, hakv up flags: ${UP_ARGS:-none}"
 } >"$OUT/machine.txt"
 
 # --- the table --------------------------------------------------------------------
@@ -479,6 +517,14 @@ def get(r, *keys):
 def opt(v, digits):
     return "–" if v is None else f"{v:.{digits}f}"
 
+# Throughput of each cell relative to the smallest shard count in the same run (the
+# runs are interleaved, so this cancels the machine's drift between runs).
+first_s = min((k[0] for k in cells), default=None)
+by_run = {}
+for (s, target, load), runs in cells.items():
+    for r in runs:
+        by_run[(s, target, load, r["shards_bench"]["run"])] = r["ops_per_sec"]
+
 rows, summary = [], []
 for (s, target, load), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
     tput = [r["ops_per_sec"] for r in runs]
@@ -490,6 +536,8 @@ for (s, target, load), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], k
     b = [r["shards_bench"] for r in runs]
     cores = [x["server_cpu_s"] / x["window_s"] for x in b]
     us_op = [x["server_cpu_s"] / (t * x["window_s"]) * 1e6 if t else 0 for x, t in zip(b, tput)]
+    host_op = [x["server_cpu_s_by_thread"].get("host", 0) / (t * x["window_s"]) * 1e6 for x, t in zip(b, tput) if t and "server_cpu_s_by_thread" in x]
+    rt_op = [x["server_cpu_s_by_thread"].get("runtime", 0) / (t * x["window_s"]) * 1e6 for x, t in zip(b, tput) if t and "server_cpu_s_by_thread" in x]
     frames_op = [x["peer_frames"] / (t * x["window_s"]) if t else 0 for x, t in zip(b, tput)]
     fsync_op = [x["fsyncs"] / (t * x["perf_window_s"]) for x, t in zip(b, tput) if t and x.get("fsyncs") is not None]
     ctxsw_op = [x["context_switches"] / (t * x["perf_window_s"]) for x, t in zip(b, tput) if t and x.get("context_switches") is not None]
@@ -497,10 +545,15 @@ for (s, target, load), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], k
     client = [get(r, "client_cpu_cores") or 0 for r in runs]
     other = [max(0.0, m - c - g) for m, c, g in zip(busy, cores, client)]
     led = b[0]["shards_led_per_node"]
+    ratios = [by_run[(s, target, load, x["run"])] / by_run[(first_s, target, load, x["run"])]
+              for x in b if by_run.get((first_s, target, load, x["run"]))]
     row = {
         "shards": s, "target": target, "load": load, "runs": len(runs),
-        "ops_s": med(tput), "ops_s_runs": tput, "p50_ms": med(p50), "p99_ms": med(p99), "p999_ms": med(p999),
+        "ops_s": med(tput), "ops_s_runs": tput, "vs_first": med(ratios) if ratios else None,
+        "vs_first_runs": ratios, "p50_ms": med(p50), "p99_ms": med(p99), "p999_ms": med(p999),
         "errors": errs, "server_cpu_cores": med(cores), "server_cpu_us_per_op": med(us_op),
+        "host_thread_us_per_op": med(host_op) if host_op else None,
+        "runtime_threads_us_per_op": med(rt_op) if rt_op else None,
         "peer_frames_per_op": med(frames_op), "client_cpu_cores": med(client),
         "fsyncs_per_op": med(fsync_op) if fsync_op else None,
         "context_switches_per_op": med(ctxsw_op) if ctxsw_op else None,
@@ -514,18 +567,16 @@ for (s, target, load), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], k
 lines = []
 if summary:
     lines += [
-        "| sent to | load | shards | ops/s | vs 1 shard | p50 ms | p99 ms | server CPU cores | server CPU µs/op | peer frames/op | fsyncs/op | context switches/op | generator cores | other jobs' cores | node 1 leads | load avg (1 min) |",
+        "| sent to | load | shards | ops/s | vs 1 shard (same run) | p50 ms | p99 ms | server CPU cores | server CPU µs/op (host thread / runtime) | peer frames/op | fsyncs/op | context switches/op | generator cores | other jobs' cores | node 1 leads | load avg (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    base = {(r["target"], r["load"]): r["ops_s"] for r in summary if r["shards"] == min(x["shards"] for x in summary)}
     for r in summary:
-        b0 = base.get((r["target"], r["load"]))
         err = f" ({r['errors']:,} errors)" if r["errors"] else ""
         la = "/".join(l.split()[0] for l in r["loadavg"])
         sent = "node 1 only" if r["target"] == "one" else "all 3 nodes"
         lines.append(
-            f"| {sent} | {r['load']} | {r['shards']} | {r['ops_s']:,.0f}{err} | {r['ops_s'] / b0:.2f}× | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['server_cpu_cores']:.2f} | {r['server_cpu_us_per_op']:.0f} | {r['peer_frames_per_op']:.2f} | {opt(r['fsyncs_per_op'], 3)} | {opt(r['context_switches_per_op'], 2)} | {r['client_cpu_cores']:.2f} | "
+            f"| {sent} | {r['load']} | {r['shards']} | {r['ops_s']:,.0f}{err} | {opt(r['vs_first'], 2)}× ({', '.join('%.2f' % x for x in r['vs_first_runs'])}) | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['server_cpu_cores']:.2f} | {r['server_cpu_us_per_op']:.0f} ({opt(r['host_thread_us_per_op'], 0)} / {opt(r['runtime_threads_us_per_op'], 0)}) | {r['peer_frames_per_op']:.2f} | {opt(r['fsyncs_per_op'], 3)} | {opt(r['context_switches_per_op'], 2)} | {r['client_cpu_cores']:.2f} | "
             f"{r['other_cpu_cores']:.2f} | {'/'.join(map(str, r['node1_leads']))} of {r['shards']} | {la} |"
         )
     lines.append("")
