@@ -183,12 +183,19 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts(engine: &
         !clash.status.success() && String::from_utf8_lossy(&clash.stderr).contains("not free");
     // Prometheus metrics from node 1's HTTP port (client port + 20000).
     let metrics = http_get(port + 20_000, "/metrics");
-    let leaders: u64 = metrics
+    // One `is_leader` line per group this node holds: the data shard and the
+    // meta group. Node 1 may lead both (or neither), so each line is 0 or 1.
+    let leader_lines: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("hakv_raft_is_leader{"))
-        .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
-        .sum();
-    let has_metrics = metrics.contains("hakv_raft_commit_index{") && leaders <= 1;
+        .collect();
+    let has_metrics = metrics.contains("hakv_raft_commit_index{")
+        && leader_lines.len() == 2
+        && leader_lines.iter().any(|l| l.contains("shard=\"0\""))
+        && leader_lines.iter().any(|l| l.contains("shard=\"meta\""))
+        && leader_lines
+            .iter()
+            .all(|l| l.ends_with(" 0") || l.ends_with(" 1"));
     if !ok || !refused || !has_metrics {
         stop(cluster);
         panic!(
