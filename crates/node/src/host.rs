@@ -860,12 +860,7 @@ impl<E: ReplicaEngine> Group<E> {
         if self.engine.role() != consensus::Role::Leader || self.engine.id() == preferred {
             return;
         }
-        let status = self.engine.status();
-        let ready = status
-            .peers
-            .iter()
-            .any(|p| p.id == preferred && p.recent_active && p.matched >= status.last_index);
-        if !ready {
+        if !crate::cluster::policy::ready_to_hand_over(&self.engine.status(), preferred) {
             // Look again soon, off the beat of the engine's activity resets (a check
             // every N ticks could always land just after one).
             self.balance_in = 7;

@@ -296,7 +296,7 @@ impl Front {
                     Frame::Bulk(Bytes::from(layout)),
                     Frame::Bulk(Bytes::from(founders)),
                 ]);
-                ((format!("node/{id}"), record.encode()), reply)
+                ((crate::cluster::map::node_key(id), record.encode()), reply)
             }
             ("drain", 2, Some(id)) => {
                 if meta.is_dead(id) {
@@ -306,7 +306,7 @@ impl Front {
                     state: ring::NodeState::Draining,
                     addrs: meta.nodes.get(&id).and_then(|r| r.addrs),
                 };
-                ((format!("node/{id}"), record.encode()), ok())
+                ((crate::cluster::map::node_key(id), record.encode()), ok())
             }
             _ => {
                 return err(
