@@ -206,7 +206,9 @@ async fn serve(mut args: ServerArgs) -> i32 {
         }
     };
     // The meta group (shard map, dead nodes) lives on the first five founders.
-    let meta_replicas: Vec<u64> = args.cluster().keys().copied().take(5).collect();
+    // (The manager moves it when founders die or drain; see node::cluster.)
+    let founders: Vec<u64> = args.cluster().keys().copied().collect();
+    let meta_replicas = node::cluster::map::founding_meta(&founders);
     let mut specs: Vec<GroupSpec> = map
         .shards_on(ring::NodeId(node))
         .into_iter()

@@ -593,11 +593,8 @@ where
         let held: BTreeSet<u32> = self.nodes[&id].groups.keys().copied().collect();
         let mut locals = Vec::new();
         for (&shard, r) in &self.nodes[&id].groups {
-            if shard == META {
-                continue;
-            }
             let status = r.engine.status();
-            let removed_by_leader = policy::must_ask_leader(id, map, shard, &status)
+            let removed_by_leader = policy::must_ask_leader(&cfg, map, shard, &status)
                 && self.removed_by_leader(id, shard, map);
             locals.push(LocalReplica {
                 shard,
@@ -671,7 +668,8 @@ where
 
     /// What `MEMBERS` asked of the shard's leader says: it counts `id` no more.
     fn removed_by_leader(&self, id: NodeId, shard: u32, map: &MetaMap) -> bool {
-        let Some(at) = map.shards[&shard].iter().copied().find(|&n| n != id) else {
+        let target = map.replicas_of(shard, &FOUNDERS).unwrap_or_default();
+        let Some(at) = target.iter().copied().find(|&n| n != id) else {
             return false;
         };
         let Some(leader) = self.leader_of(shard, at) else {
@@ -906,7 +904,9 @@ where
             Ok(d) if d.writes.is_empty() => {}
             _ => return false,
         }
-        for (&shard, target) in &map.shards {
+        // The meta group heals like a shard, toward the map's `meta` entry.
+        let meta = map.meta_replicas(&FOUNDERS);
+        for (&shard, target) in map.shards.iter().chain([(&META, &meta)]) {
             if target
                 .iter()
                 .any(|n| self.crashed.contains(n) || map.is_dead(*n))
@@ -937,6 +937,32 @@ where
             }
         }
         true
+    }
+
+    /// Every group's state as its replicas see it, for a failure report.
+    fn diagnose(&self) -> String {
+        let mut out = String::new();
+        let keys: BTreeSet<u32> = self
+            .nodes
+            .values()
+            .flat_map(|n| n.groups.keys().copied())
+            .collect();
+        for key in keys {
+            for (&id, n) in &self.nodes {
+                let Some(r) = n.groups.get(&key) else {
+                    continue;
+                };
+                let s = r.engine.status();
+                out.push_str(&format!(
+                    "  group {key} node {id}{}: {:?} term {} leader {:?} commit {} applied {} last {} first {} voters {:?}/{:?} learners {:?} peers {:?}\n",
+                    if self.live(id) { "" } else { " (down)" },
+                    s.role, s.term.0, s.leader, s.commit.0, s.applied.0, s.last_index.0, s.first_index.0,
+                    s.membership.voters, s.membership.voters_outgoing, s.membership.learners,
+                    s.peers.iter().map(|p| (p.id, p.matched.0, p.next.0, format!("{:?}", p.state), p.recent_active)).collect::<Vec<_>>()
+                ));
+            }
+        }
+        out
     }
 
     fn crash(&mut self, id: NodeId) {
@@ -982,6 +1008,8 @@ struct Report {
     started: usize,
     snapshots: usize,
     changes: usize,
+    /// Map writes that moved the meta group.
+    meta_moves: usize,
     /// A digest of every event noted, to compare two runs of one seed.
     trace: u64,
 }
@@ -997,7 +1025,12 @@ where
     let mut w = World::<E>::new(seed, knob, Box::new(move |id| cfg(id, seed)));
     let result = scenario(&mut w);
     result.map_err(|e| {
-        let tail: Vec<&String> = w.trace.iter().rev().take(25).collect();
+        // HAKV_SIM_TRACE=N shows the last N events instead of 25.
+        let shown = std::env::var("HAKV_SIM_TRACE")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(25);
+        let tail: Vec<&String> = w.trace.iter().rev().take(shown).collect();
         let tail: Vec<&str> = tail.into_iter().rev().map(|s| s.as_str()).collect();
         format!(
             "seed {seed} ({:?}, {} loss): {e}\n  last events:\n    {}",
@@ -1029,7 +1062,7 @@ where
             return Ok(w.now - start);
         }
         if w.now > DEADLINE_MS {
-            return Err(format!("timed out waiting for: {what}"));
+            return Err(format!("timed out waiting for: {what}\n{}", w.diagnose()));
         }
     }
 }
@@ -1127,7 +1160,7 @@ where
         false
     })?;
     report.healed_ms.push(until(w, "the drain", true, |w| {
-        w.healed() && w.nodes[&drained].groups.keys().all(|&k| k == META)
+        w.healed() && w.nodes[&drained].groups.is_empty()
     })?);
     // Quiet: let every replica catch up, then compare.
     let quiet_until = w.now + 3_000;
@@ -1137,6 +1170,7 @@ where
     report.started = w.started;
     report.snapshots = w.snapshots_installed;
     report.changes = w.changes;
+    report.meta_moves = w.trace.iter().filter(|l| l.contains("(\"meta\", ")).count();
     report.trace = w.trace.iter().fold(0, |h, line| fnv(h, line.as_bytes()));
     check_end(w)?;
     Ok(report)
@@ -1200,13 +1234,14 @@ fn campaign<E: ReplicaEngine>(
         let started = std::time::Instant::now();
         match run::<E>(seed, Knob::None, cfg) {
             Ok(r) => println!(
-                "{name} seed {seed}: healed in {:?} ms; joiner holds {} of {} replicas; {} replicas started, {} snapshots installed, {} membership changes; {} writes acknowledged, {} register ops linearizable ({:.1?})",
+                "{name} seed {seed}: healed in {:?} ms; joiner holds {} of {} replicas; {} replicas started, {} snapshots installed, {} membership changes, {} meta group moves; {} writes acknowledged, {} register ops linearizable ({:.1?})",
                 r.healed_ms,
                 r.joiner_replicas,
                 SHARDS * REPLICAS,
                 r.started,
                 r.snapshots,
                 r.changes,
+                r.meta_moves,
                 r.acked,
                 r.ops,
                 started.elapsed()

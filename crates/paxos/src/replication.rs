@@ -362,6 +362,13 @@ impl Paxos {
                         let next = through.next();
                         pr.become_probe(next);
                     }
+                    // It holds every slot proposed: nothing to probe for. Replicate
+                    // from here on; otherwise a learner that caught up while nothing
+                    // new was proposed would stay in Probe, and never look caught up
+                    // to the manager waiting to promote it.
+                    ReplicationState::Probe if through >= self.proposal_end => {
+                        pr.become_replicate()
+                    }
                     ReplicationState::Probe => pr.probe_sent = false,
                     ReplicationState::Replicate
                         if pr

@@ -6,7 +6,10 @@
 mod harness;
 
 use bytes::Bytes;
-use consensus::{ConfigChange, ConfigError, Engine, MemberChange, Membership, ProposeError, Role};
+use consensus::{
+    ConfigChange, ConfigError, Engine, MemberChange, Membership, ProposeError, ReplicationState,
+    Role,
+};
 use harness::*;
 
 fn apply(changes: &[MemberChange]) -> ConfigChange {
@@ -135,6 +138,49 @@ fn a_learner_that_missed_its_first_accepts_is_caught_up_from_its_heartbeat_acks(
         net.settle();
     }
     assert_eq!(net.applied_commands(4).len(), 5, "the learner caught up");
+}
+
+#[test]
+fn a_learner_that_caught_up_in_an_idle_group_is_reported_replicating() {
+    // Found by the whole-cluster simulation: the meta group (idle between map
+    // changes) re-added a node as learner; it caught up from heartbeat acks, but its
+    // progress stayed in Probe, so the manager, which promotes only replicating
+    // learners, waited for ever.
+    let mut net = Net::new(&[1, 2, 3], &[4]);
+    net.elect(1);
+    for i in 0..5 {
+        net.propose(1, &format!("c{i}"));
+    }
+    net.settle();
+    // The learner gets every accept, but its Accepted replies are all lost: only its
+    // heartbeat acks tell the leader that it holds everything.
+    net.get_mut(1)
+        .change_config(apply(&[MemberChange::AddLearner(4)]))
+        .unwrap();
+    let lost = |from: u64, _: u64, m: &paxos::Message| {
+        from == 4 && matches!(m.body, paxos::Body::Accepted { .. })
+    };
+    for _ in 0..20 {
+        for id in 1..=4 {
+            net.get_mut(id).tick();
+        }
+        for _ in 0..100 {
+            net.round();
+            net.drop_where(lost);
+            if net.queue.is_empty() {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        net.applied_commands(4).len(),
+        5,
+        "the learner has every slot"
+    );
+    let status = net.get(1).status();
+    let learner = status.peers.iter().find(|p| p.id == 4).expect("tracked");
+    assert_eq!(learner.matched, status.last_index, "caught up");
+    assert_eq!(learner.state, ReplicationState::Replicate);
 }
 
 #[test]

@@ -161,14 +161,24 @@ pub fn role(port: u16) -> Option<String> {
 }
 
 pub fn dump_logs(dir: &Path) {
-    for i in 1..=5 {
-        if let Ok(s) = std::fs::read_to_string(dir.join(format!("node-{i}.log"))) {
+    // Whole logs are kept for a closer look: the test's own directory is removed.
+    let keep = std::env::temp_dir().join("hakv-failed-logs").join(
+        dir.file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default(),
+    );
+    let _ = std::fs::create_dir_all(&keep);
+    for i in 1..=9 {
+        let log = dir.join(format!("node-{i}.log"));
+        let _ = std::fs::copy(&log, keep.join(format!("node-{i}.log")));
+        if let Ok(s) = std::fs::read_to_string(&log) {
             eprintln!(
                 "--- node {i} ---\n{}",
                 s.lines().rev().take(20).collect::<Vec<_>>().join("\n")
             );
         }
     }
+    eprintln!("whole logs kept in {}", keep.display());
 }
 
 /// Connects, retrying for up to 10 s (a node may still be starting).

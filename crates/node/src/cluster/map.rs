@@ -2,6 +2,8 @@
 //! meta group is an ordinary replicated KV store and `redis-cli` can read it.
 //!
 //! ```text
+//!   meta        = "1,2,4"                 the meta group's own replicas (absent: the founding
+//!                                         five, see [`founding_meta`])
 //!   shard/00007 = "5,1,4"                 replica set, first choice first (preferred leader)
 //!   node/3      = "dead"                  a founder's record, once something is known
 //!   node/6      = "active 10.0.0.6:7379 10.0.0.6:7380"   a joiner, with its addresses
@@ -14,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use consensus::NodeId;
+
+use crate::front::route::META_SHARD;
 
 /// A node's record in the meta group (`node/<id>`): its state and, for nodes that
 /// joined after the founding, its addresses.
@@ -57,9 +61,27 @@ impl NodeRecord {
     }
 }
 
+/// The key of the meta group's replica set.
+pub const META_KEY: &str = "meta";
+
+/// Most replicas the meta group has: five survive two failures, and more would only
+/// slow every map write.
+pub const META_REPLICAS_MAX: usize = 5;
+
+/// The meta group a cluster is founded with: its first five founders by id.
+pub fn founding_meta(founders: &[NodeId]) -> Vec<NodeId> {
+    let mut f = founders.to_vec();
+    f.sort_unstable();
+    f.dedup();
+    f.truncate(META_REPLICAS_MAX);
+    f
+}
+
 /// The shard map and node records as the meta group holds them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MetaMap {
+    /// The meta group's replicas, once the manager has moved them.
+    pub meta: Option<Vec<NodeId>>,
     /// Replica set of each shard.
     pub shards: BTreeMap<u32, Vec<NodeId>>,
     /// Node records (founders appear only once something was recorded about them).
@@ -78,7 +100,9 @@ impl MetaMap {
             let Ok(k) = std::str::from_utf8(k) else {
                 continue;
             };
-            if let Some(s) = k.strip_prefix("shard/").and_then(|s| s.parse::<u32>().ok()) {
+            if k == META_KEY {
+                map.meta = parse_set(v).filter(|set| !set.is_empty());
+            } else if let Some(s) = k.strip_prefix("shard/").and_then(|s| s.parse::<u32>().ok()) {
                 if let Some(set) = parse_set(v) {
                     map.shards.insert(s, set);
                 }
@@ -89,6 +113,19 @@ impl MetaMap {
             }
         }
         map
+    }
+
+    /// The meta group's replica set: as recorded, else the founding one.
+    pub fn meta_replicas(&self, founders: &[NodeId]) -> Vec<NodeId> {
+        self.meta.clone().unwrap_or_else(|| founding_meta(founders))
+    }
+
+    /// The replica set of `shard` ([`META_SHARD`] for the meta group's), if mapped.
+    pub fn replicas_of(&self, shard: u32, founders: &[NodeId]) -> Option<Vec<NodeId>> {
+        if shard == META_SHARD {
+            return Some(self.meta_replicas(founders));
+        }
+        self.shards.get(&shard).cloned()
     }
 
     /// Whether `n` was declared dead.
@@ -153,12 +190,19 @@ mod tests {
         let map = MetaMap::from_pairs([
             (shard_key(7), "5,1,4".to_string()),
             (shard_key(8), "5,x".to_string()),
+            (META_KEY.to_string(), "2,4,6".to_string()),
             (node_key(3), "dead".to_string()),
             (node_key(6), "active 127.0.0.1:1 127.0.0.1:2".to_string()),
             (node_key(9), "asleep".to_string()),
             ("other".to_string(), "1".to_string()),
         ]);
         assert_eq!(map.shards, BTreeMap::from([(7, vec![5, 1, 4])]));
+        assert_eq!(map.meta_replicas(&[1, 2, 3]), vec![2, 4, 6]);
+        assert_eq!(map.replicas_of(META_SHARD, &[1, 2, 3]), Some(vec![2, 4, 6]));
+        assert_eq!(
+            MetaMap::default().meta_replicas(&[7, 1, 2, 3, 4, 5, 6]),
+            vec![1, 2, 3, 4, 5]
+        );
         assert!(map.is_dead(3));
         assert!(!map.is_dead(6));
         assert_eq!(map.nodes.len(), 2);

@@ -207,22 +207,20 @@ async fn follow(cfg: &ManagerConfig, front: &Front, host: &Host, routing: &Routi
     for (&shard, target) in &map.shards {
         routing.set_replicas(shard, target.clone());
     }
+    routing.set_replicas(META_SHARD, map.meta_replicas(&cfg.nodes));
     let mut held = BTreeSet::new();
     let mut locals = Vec::new();
     for (shard, replica) in routing.locals() {
         held.insert(shard);
-        if shard == META_SHARD {
-            continue;
-        }
         let Ok(status) = replica.status().await else {
             continue;
         };
-        let removed_by_leader = policy::must_ask_leader(me, map, shard, &status)
+        let removed_by_leader = policy::must_ask_leader(cfg, map, shard, &status)
             && removed_by_leader(
                 front,
                 shard,
                 me,
-                map.shards.get(&shard).map_or(&[], |t| &t[..]),
+                &map.replicas_of(shard, &cfg.nodes).unwrap_or_default(),
             )
             .await;
         locals.push(LocalReplica {

@@ -11,12 +11,15 @@
 //!  host, on tick: ready_to_hand_over(status, preferred) ─▶ transfer leadership?
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use consensus::{ConfigChange, MemberChange, NodeId, Role, Status};
 
-use super::map::{encode_set, node_key, shard_key, MetaMap, NodeRecord};
+use super::map::{
+    encode_set, node_key, shard_key, MetaMap, NodeRecord, META_KEY, META_REPLICAS_MAX,
+};
+use crate::front::route::META_SHARD;
 
 /// How the manager behaves.
 #[derive(Clone, Debug)]
@@ -93,16 +96,24 @@ pub fn decide(
         .filter(|&n| n != cfg.node_id && !map.is_dead(n))
         .filter(|&n| dead_for(n).is_some_and(|d| d >= cfg.down_after))
         .collect();
-    let members = ring::Members::new(all.iter().map(|&n| {
-        let state = if newly_dead.contains(&n) {
-            ring::NodeState::Dead
-        } else {
-            map.nodes
-                .get(&n)
-                .map_or(ring::NodeState::Active, |r| r.state)
-        };
-        ring::Node::new(n).with_state(state)
-    }))
+    let states: BTreeMap<NodeId, ring::NodeState> = all
+        .iter()
+        .map(|&n| {
+            let state = if newly_dead.contains(&n) {
+                ring::NodeState::Dead
+            } else {
+                map.nodes
+                    .get(&n)
+                    .map_or(ring::NodeState::Active, |r| r.state)
+            };
+            (n, state)
+        })
+        .collect();
+    let members = ring::Members::new(
+        states
+            .iter()
+            .map(|(&n, &state)| ring::Node::new(n).with_state(state)),
+    )
     .map_err(|e| e.to_string())?;
     let current = ring::ShardMap::new(
         keyspace,
@@ -140,6 +151,12 @@ pub fn decide(
         })
         .collect();
     let mut moved = 0;
+    let meta = map.meta_replicas(&cfg.nodes);
+    let meta_next = meta_target(&meta, &states);
+    if meta_next != meta {
+        writes.push((META_KEY.to_string(), encode_set(&meta_next)));
+        moved += 1;
+    }
     for (s, target) in plan.target.iter() {
         let target: Vec<NodeId> = target.iter().map(|n| n.0).collect();
         if map.shards.get(&s.0) != Some(&target) {
@@ -156,6 +173,34 @@ pub fn decide(
     })
 }
 
+/// The meta group's next replica set, from its `current` one and the members' states:
+/// the current replicas still active (so nothing moves without a reason), topped up
+/// with other active nodes by id, to the largest odd size up to five the active nodes
+/// allow (an even size tolerates no more failures than the odd size below it, and
+/// waits for one more acknowledgement). Never empty while `current` is not: with no
+/// active node at all, nothing changes.
+pub fn meta_target(current: &[NodeId], states: &BTreeMap<NodeId, ring::NodeState>) -> Vec<NodeId> {
+    let active = |n: &NodeId| states.get(n) == Some(&ring::NodeState::Active);
+    let n_active = states.keys().filter(|n| active(n)).count();
+    let mut size = n_active.min(META_REPLICAS_MAX);
+    if size % 2 == 0 {
+        size = size.saturating_sub(1);
+    }
+    if size == 0 {
+        return current.to_vec();
+    }
+    let mut target: Vec<NodeId> = current.iter().copied().filter(active).take(size).collect();
+    for n in states.keys().copied().filter(active) {
+        if target.len() >= size {
+            break;
+        }
+        if !target.contains(&n) {
+            target.push(n);
+        }
+    }
+    target
+}
+
 /// One of this node's replicas, as [`follow`] sees it.
 #[derive(Clone, Debug)]
 pub struct LocalReplica {
@@ -168,16 +213,16 @@ pub struct LocalReplica {
     pub removed_by_leader: bool,
 }
 
-/// Whether the shell must ask `shard`'s leader if it still counts this replica before
-/// calling [`follow`]: the map moved the shard away and this replica does not lead.
-/// (A removed replica may never see its own removal: the leader stops sending to it
-/// once the change commits. So only the leader can say.)
-pub fn must_ask_leader(me: NodeId, map: &MetaMap, shard: u32, status: &Status) -> bool {
+/// Whether the shell must ask `shard`'s leader ([`META_SHARD`]: the meta group's) if
+/// it still counts this replica before calling [`follow`]: the map moved the shard
+/// away and this replica does not lead. (A removed replica may never see its own
+/// removal: the leader stops sending to it once the change commits. So only the
+/// leader can say.)
+pub fn must_ask_leader(cfg: &ManagerConfig, map: &MetaMap, shard: u32, status: &Status) -> bool {
     status.role != Role::Leader
         && map
-            .shards
-            .get(&shard)
-            .is_some_and(|target| !target.contains(&me))
+            .replicas_of(shard, &cfg.nodes)
+            .is_some_and(|target| !target.contains(&cfg.node_id))
 }
 
 /// What a node does to follow the map.
@@ -198,9 +243,10 @@ pub enum Action {
 /// This node's next steps toward the map: start the replicas the map gives it and it
 /// does not hold (`held`), stop those the group has removed, and, for each shard it
 /// leads, one membership step ([`next_change`]) — new replicas are added as learners,
-/// at most `catching_up_max` at once across the shards it leads.
+/// at most `catching_up_max` at once across the shards it leads. The meta group is
+/// followed like a shard, under [`META_SHARD`], toward the map's `meta` entry.
 ///
-/// `locals` are this node's data replicas (not the meta group's), in any order.
+/// `locals` are this node's replicas, the meta group's included, in any order.
 pub fn follow(
     cfg: &ManagerConfig,
     map: &MetaMap,
@@ -208,18 +254,21 @@ pub fn follow(
     locals: &[LocalReplica],
 ) -> Vec<Action> {
     let me = cfg.node_id;
+    let meta = map.meta_replicas(&cfg.nodes);
     let mut actions: Vec<Action> = map
         .shards
         .iter()
+        .map(|(&s, target)| (s, target))
+        .chain([(META_SHARD, &meta)])
         .filter(|(s, target)| target.contains(&me) && !held.contains(s))
-        .map(|(&s, _)| Action::Start(s))
+        .map(|(s, _)| Action::Start(s))
         .collect();
     // Catch-up budget: new replicas already being fed by leaders on this node.
     let mut catching_up = 0;
     let mut led = Vec::new();
     for local in locals {
-        let target = map.shards.get(&local.shard);
-        if must_ask_leader(me, map, local.shard, &local.status) && local.removed_by_leader {
+        let target = map.replicas_of(local.shard, &cfg.nodes);
+        if must_ask_leader(cfg, map, local.shard, &local.status) && local.removed_by_leader {
             actions.push(Action::Stop(local.shard));
             continue;
         }
@@ -227,7 +276,8 @@ pub fn follow(
             catching_up += local.status.membership.learners.len();
             // Leadership follows the map's first choice (the ring spreads first
             // choices evenly); the host hands over once that replica is caught up.
-            if cfg.balance_leaders {
+            // The meta group has no preference: its load is small.
+            if cfg.balance_leaders && local.shard != META_SHARD {
                 let first = target.and_then(|t| t.first().copied());
                 actions.push(Action::PreferLeader(local.shard, first));
             }
@@ -235,9 +285,10 @@ pub fn follow(
         }
     }
     for local in led {
-        let Some(target) = map.shards.get(&local.shard) else {
+        let Some(target) = map.replicas_of(local.shard, &cfg.nodes) else {
             continue;
         };
+        let target = &target[..];
         match next_change(
             me,
             target,
@@ -445,5 +496,49 @@ mod tests {
         let mut s = status(&[1, 2, 4], &[], &[(1, 10), (2, 10), (4, 10)]);
         s.membership.voters_outgoing = [1, 2, 3].into_iter().collect();
         assert_eq!(next_change(1, &[1, 2, 4], &s, &mut budget, 2), None);
+    }
+
+    fn states(active: &[u64], dead: &[u64], draining: &[u64]) -> BTreeMap<NodeId, ring::NodeState> {
+        let mut m = BTreeMap::new();
+        for &n in active {
+            m.insert(n, ring::NodeState::Active);
+        }
+        for &n in dead {
+            m.insert(n, ring::NodeState::Dead);
+        }
+        for &n in draining {
+            m.insert(n, ring::NodeState::Draining);
+        }
+        m
+    }
+
+    #[test]
+    fn the_meta_group_replaces_a_dead_replica_with_the_next_active_node() {
+        let s = states(&[1, 2, 4, 5, 6, 7], &[3], &[]);
+        assert_eq!(meta_target(&[1, 2, 3, 4, 5], &s), vec![1, 2, 4, 5, 6]);
+    }
+
+    #[test]
+    fn the_meta_group_shrinks_to_an_odd_size_when_too_few_nodes_are_active() {
+        // Four active: three replicas (four would tolerate no more failures).
+        let s = states(&[1, 2, 4, 5], &[3], &[]);
+        assert_eq!(meta_target(&[1, 2, 3, 4, 5], &s), vec![1, 2, 4]);
+        // The kept replicas are the current ones, whatever their ids.
+        let s = states(&[2, 6, 7], &[1], &[5]);
+        assert_eq!(meta_target(&[5, 1, 7, 6], &s), vec![7, 6, 2]);
+    }
+
+    #[test]
+    fn a_draining_node_leaves_the_meta_group_and_a_healthy_one_stays_put() {
+        let s = states(&[1, 2, 3, 4], &[], &[2]);
+        assert_eq!(meta_target(&[1, 2, 3], &s), vec![1, 3, 4]);
+        let s = states(&[1, 2, 3, 4, 5, 6], &[], &[]);
+        assert_eq!(meta_target(&[6, 1, 2, 3, 4], &s), vec![6, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn with_no_active_node_the_meta_group_is_left_alone() {
+        let s = states(&[], &[1, 2], &[3]);
+        assert_eq!(meta_target(&[1, 2, 3], &s), vec![1, 2, 3]);
     }
 }

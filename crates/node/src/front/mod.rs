@@ -339,7 +339,7 @@ impl Front {
                 loop {
                     match run(&replica, name, args).await {
                         Err(ClientError::NotLeader { hint: Some(l) }) if l != self.cfg.node_id => {
-                            break l
+                            break Some(l)
                         }
                         Err(e @ (ClientError::Transferring | ClientError::NotLeader { .. }))
                             if tokio::time::Instant::now() < give_up =>
@@ -347,26 +347,35 @@ impl Front {
                             let _ = e;
                             tokio::time::sleep(LEADER_CHECK).await;
                         }
+                        // Still no leader known here: this replica may have been removed
+                        // from its group, and then it never hears of a leader again.
+                        // The other replicas may know one.
+                        Err(ClientError::NotLeader { .. }) => break None,
                         Err(e) => return client_error(e),
                         Ok(frame) => return frame,
                     }
                 }
             }
-            // Not held here: its likely leader, or any replica we can reach (which
-            // redirects us to the leader).
+            None => None,
+        };
+        let target = match target {
+            Some(t) => t,
+            // Not held here (or held by a replica that knows no leader): its likely
+            // leader, or any replica we can reach (which redirects us to the leader).
             None => {
                 let reachable = |n: &u64| *n != self.cfg.node_id && self.transport.is_up(*n);
-                match self.routing.leader_guess(shard).filter(reachable) {
-                    Some(l) => l,
-                    None => match self.routing.replicas(shard).iter().copied().find(reachable) {
-                        Some(r) => r,
-                        None => {
-                            return err(format!(
-                                "CLUSTERDOWN no replica of shard {shard} is reachable from node {}",
-                                self.cfg.node_id
-                            ))
-                        }
-                    },
+                let any_replica = || self.routing.replicas(shard).into_iter().find(reachable);
+                // Any node at all, as a last resort: it redirects to the leader it knows.
+                let any_node = || self.routing.known_nodes().into_iter().find(reachable);
+                let guess = self.routing.leader_guess(shard).filter(reachable);
+                match guess.or_else(any_replica).or_else(any_node) {
+                    Some(r) => r,
+                    None => {
+                        return err(format!(
+                            "CLUSTERDOWN no replica of shard {shard} is reachable from node {}",
+                            self.cfg.node_id
+                        ))
+                    }
                 }
             }
         };
@@ -476,14 +485,24 @@ impl Front {
         match decode_forward(m.payload) {
             Some(Forwarded::Request { id, shard, args }) => {
                 let front = self.clone();
+                let from = m.from;
                 tokio::spawn(async move {
                     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
                     let mut payload = BytesMut::with_capacity(64);
+                    let me = front.cfg.node_id;
                     let reply = match front.routing.local(shard) {
-                        None => Reply::Frame(err(format!(
-                            "ERR node {} holds no replica of shard {shard}",
-                            front.cfg.node_id
-                        ))),
+                        // Not held here (any more): point at the leader this node
+                        // knows of, if that is neither itself nor the asker.
+                        None => match front
+                            .routing
+                            .leader_guess(shard)
+                            .filter(|&l| l != me && l != from)
+                        {
+                            Some(l) => Reply::Redirect(l),
+                            None => Reply::Frame(err(format!(
+                                "ERR node {me} holds no replica of shard {shard}"
+                            ))),
+                        },
                         Some(replica) => match run(&replica, &name, &args).await {
                             Ok(frame) => Reply::Frame(frame),
                             // One hop only: name the leader, the sender goes there.

@@ -58,7 +58,7 @@ pub struct Routing {
     /// The leader last learned for each shard (0: unknown), from redirects; local
     /// shards use their replica's own hint. The last slot is the meta group's.
     hints: Vec<AtomicU64>,
-    meta_replicas: Vec<NodeId>,
+    meta_replicas: RwLock<Vec<NodeId>>,
 }
 
 impl Routing {
@@ -79,7 +79,7 @@ impl Routing {
             replicas: RwLock::new(replicas),
             local: RwLock::new(local),
             hints,
-            meta_replicas,
+            meta_replicas: RwLock::new(meta_replicas),
         }
     }
 
@@ -92,7 +92,7 @@ impl Routing {
             replicas: RwLock::new(vec![voters]),
             local: RwLock::new(local),
             hints: vec![AtomicU64::new(0), AtomicU64::new(0)],
-            meta_replicas: Vec::new(),
+            meta_replicas: RwLock::new(Vec::new()),
         }
     }
 
@@ -143,7 +143,7 @@ impl Routing {
     /// The nodes holding `shard`.
     pub fn replicas(&self, shard: u32) -> Vec<NodeId> {
         if shard == META_SHARD {
-            return self.meta_replicas.clone();
+            return self.meta_replicas.read().expect("not poisoned").clone();
         }
         self.replicas
             .read()
@@ -155,6 +155,10 @@ impl Routing {
 
     /// Records a new replica set for `shard` (from the meta group).
     pub fn set_replicas(&self, shard: u32, nodes: Vec<NodeId>) {
+        if shard == META_SHARD {
+            *self.meta_replicas.write().expect("not poisoned") = nodes;
+            return;
+        }
         if let Some(r) = self
             .replicas
             .write()
@@ -163,6 +167,24 @@ impl Routing {
         {
             *r = nodes;
         }
+    }
+
+    /// Every node that holds some replica as far as this node knows, in id order: where
+    /// to look for a group whose own replicas are all out of reach (after a restart,
+    /// the meta group may have moved away from the founders this node remembers).
+    pub fn known_nodes(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self
+            .replicas
+            .read()
+            .expect("not poisoned")
+            .iter()
+            .flatten()
+            .copied()
+            .chain(self.replicas(META_SHARD))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     fn hint(&self, shard: u32) -> Option<&AtomicU64> {
