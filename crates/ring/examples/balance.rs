@@ -1,18 +1,20 @@
-//! Prints how evenly the ring spreads replicas and how much one join or departure moves.
+//! Prints how evenly placement spreads replicas and preferred leaders, and how much one
+//! join or departure moves, with bounded loads and with the ring alone.
 //!
 //! ```sh
 //! cargo run -p ring --example balance --release            # 4,096 shards
-//! cargo run -p ring --example balance --release -- 16384   # another shard count
+//! cargo run -p ring --example balance --release -- 16      # another shard count
 //! ```
 //!
-//! Nodes have ids 1..=N, weight 1, no zone (the zoned table puts them in 3 zones);
-//! 4,096 shards (or the count given), 3 replicas. "replicas/node" is the number of shard replicas a node
-//! holds (mean = R·S/N); "leaders" counts the shards that list the node first (its
-//! preferred leaderships, mean = S/N). "join moves" is the number of replicas moved when
-//! node N+1 joins, relative to the ideal R·S/(N+1); "worst departure" the most moved by
-//! any single node leaving, relative to R·S/N (a departure moves exactly what the node
-//! held, so this is also the replica max/mean). "place" is the time to compute the whole
-//! map.
+//! Nodes have ids 1..=N, weight 1, no zone (the zoned table puts them in 3 zones), 3
+//! replicas. *ring* is the ring's own choice for every shard (`Ring::replicas`, what
+//! `Placement::compute` returned before bounded loads); *bounded* is
+//! `Placement::compute`. Replicas per node have mean R·S/N, leaders (first places) S/N;
+//! max/mean and the relative std-dev are over the active nodes. *join* is node N+1
+//! joining: replicas moved over the ideal R·S/(N+1), and how many of them did not go to
+//! the newcomer (the cascade). *departure* is every node leaving in turn: the most moved
+//! over R·S/N, and the cascade summed over all departures as a share of the replicas
+//! the departing nodes held. *place ms* is computing the whole bounded map.
 
 use std::time::Instant;
 
@@ -28,6 +30,20 @@ fn replicas_gained(before: &ShardMap, after: &ShardMap) -> usize {
         .sum()
 }
 
+/// The ring's own choice for every shard, in ring preference order.
+fn ring_only(placement: &Placement, members: &Members) -> ShardMap {
+    let ring = placement.ring(members).unwrap();
+    let keyspace = *placement.keyspace();
+    let sets = keyspace
+        .shard_ids()
+        .map(|shard| {
+            let position = *keyspace.hash_range(shard).unwrap().start();
+            ring.replicas(position, placement.replicas()).unwrap()
+        })
+        .collect();
+    ShardMap::new(keyspace, sets).unwrap()
+}
+
 fn row(shards: u32, members: &Members, joiner: Node, vnodes: u32) {
     let placement = Placement::new(
         Keyspace::new(shards, HashTags::Redis).unwrap(),
@@ -35,6 +51,9 @@ fn row(shards: u32, members: &Members, joiner: Node, vnodes: u32) {
         vnodes,
     )
     .unwrap();
+    let ring = ring_only(&placement, members);
+    let ring_replicas = ring.replica_stats(members).unwrap();
+    let ring_leaders = ring.leader_stats(members).unwrap();
     let started = Instant::now();
     let map = placement.compute(members).unwrap();
     let place_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -43,38 +62,59 @@ fn row(shards: u32, members: &Members, joiner: Node, vnodes: u32) {
 
     let n = members.len() as f64;
     let slots = f64::from(shards * REPLICAS);
+    let joiner_id = joiner.id;
     let mut joined = members.clone();
     joined.upsert(joiner).unwrap();
-    let join_moved = replicas_gained(&map, &placement.compute(&joined).unwrap());
-    let worst_departure = if members.len() > REPLICAS as usize {
-        format!("{:.2}", replicas.max / (slots / n))
+    let after = placement.compute(&joined).unwrap();
+    let join_moved = replicas_gained(&map, &after);
+    let join_cascade = join_moved - after.load().get(&joiner_id).copied().unwrap_or(0) as usize;
+
+    let departure = if members.len() > REPLICAS as usize {
+        let load = map.load();
+        let (mut worst, mut held_sum, mut cascade_sum) = (0usize, 0usize, 0usize);
+        for node in members.iter() {
+            let mut left = members.clone();
+            left.remove(node.id);
+            let moved = replicas_gained(&map, &placement.compute(&left).unwrap());
+            let held = load.get(&node.id).copied().unwrap_or(0) as usize;
+            worst = worst.max(moved);
+            held_sum += held;
+            cascade_sum += moved - held;
+        }
+        format!(
+            "{:.2} | {:>4.1}%",
+            worst as f64 / (slots / n),
+            100.0 * cascade_sum as f64 / held_sum as f64
+        )
     } else {
-        "—".to_owned() // with N = R no node can leave
+        "— | —".to_owned() // with N = R no node can leave
     };
 
     println!(
-        "| {:>3} | {:>3} | {:>7.1} | {:>5} | {:>5} | {:>5.3} | {:>5.1} ({:>4.1}%) | {:>5.3} | {:>5} ({:>4.2}) | {:>4} | {:>6.2} |",
+        "| {:>3} | {:>3} | {:>7.1} | {:.3} | {:>4.1}% | {:.3} | {:>5} | {:>5} | {:.3} | {:>4.1}% | {:.3} | {:.2} | {:>4} | {} | {:>5.2} |",
         members.len(),
         vnodes,
         replicas.mean,
+        ring_replicas.max_over_mean(),
+        100.0 * ring_replicas.relative_std_dev(),
+        ring_leaders.max_over_mean(),
         replicas.min,
         replicas.max,
         replicas.max_over_mean(),
-        replicas.std_dev,
         100.0 * replicas.relative_std_dev(),
         leaders.max_over_mean(),
-        join_moved,
         join_moved as f64 / (slots / (n + 1.0)),
-        worst_departure,
+        join_cascade,
+        departure,
         place_ms,
     );
 }
 
 fn header() {
     println!(
-        "|   N |   V | replicas/node mean | min | max | max/mean | std-dev (rel) | leaders max/mean | join moves (/ideal) | worst departure /ideal | place ms |"
+        "| N | V | replicas/node mean | ring max/mean | ring std-dev | ring leaders max/mean | min | max | max/mean | std-dev | leaders max/mean | join moved /ideal | join cascade | worst departure /ideal | departure cascade | place ms |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 }
 
 fn main() {
@@ -84,7 +124,7 @@ fn main() {
     };
     println!("{shards} shards, {REPLICAS} replicas, equal weights, no zones\n");
     header();
-    for n in [3u64, 5, 10, 20, 50, 100] {
+    for n in [3u64, 4, 5, 6, 10, 20, 50, 100] {
         for vnodes in [16, 64, 256] {
             let members = Members::new((1..=n).map(Node::new)).unwrap();
             row(shards, &members, Node::new(n + 1), vnodes);

@@ -29,12 +29,23 @@
 //! below: at most one more `Z` node fits among the first `R`, and it must be `x`. The
 //! chosen `Z` nodes are a prefix of `Z`'s list (now with `x` in it), the other zones'
 //! a prefix of their unchanged order; so the set either stays the same or gains `x` and
-//! loses exactly one node. Removing `x` is the inverse. Hence a join moves exactly the
-//! replicas the new node ends up holding, a departure exactly those the old node held
-//! (the least any placement could move), and a dead node's replica goes to the next
-//! eligible node of the walk (with zones, the next the zone rule admits): recovery is deterministic and spread over the dead node's
-//! many ring neighbours. The property tests check all of this against a naive
-//! re-implementation.
+//! loses exactly one node. Removing `x` is the inverse. So for one position the ring's
+//! own choice ([`Ring::replicas`]) changes by at most one node when one node comes or
+//! goes, and a dead node's place goes to the next eligible node of the walk.
+//!
+//! **Full nodes.** [`crate::Placement::compute`] bounds each node's load: once a node
+//! holds its cap it is *full*, and later walks prefer nodes with room. The rule above
+//! extends without touching the zone guarantees. Within each zone, order the nodes with
+//! room first (in list order), then the full ones (in list order), and rank them 1, 2, …
+//! in that order; the replicas are the `R` nodes with the smallest `(rank, full, place)`.
+//! The zone rule rests only on rank coming first, so it holds as before: a zone whose
+//! nodes are all full still gets its rank-1 replica before any zone gets a second. What
+//! changes is which node of a zone has which rank, and that among zones of equal rank
+//! one with room comes first. With no zone labels every node is rank 1 and this is the
+//! bounded-loads walk of Mirrokni, Thorup and Zadimoghaddam (2017): the first `R`
+//! distinct nodes with room, clockwise, and full ones only if fewer than `R` have room.
+//! With room everywhere it is exactly the ring's own choice. The property tests check
+//! the walk, which stops early, against a naive sort of the whole list.
 
 use std::collections::BTreeMap;
 
@@ -68,6 +79,8 @@ struct Point {
 #[derive(Clone, Copy, Debug)]
 struct RingNode {
     id: NodeId,
+    /// The node's weight, at least 1.
+    weight: u32,
     /// Dense zone index; a node without a zone label has a zone of its own.
     zone: u32,
 }
@@ -117,7 +130,11 @@ impl Ring {
             };
             zone_sizes[zone as usize] += 1;
             let index = nodes.len() as u32;
-            nodes.push(RingNode { id: node.id, zone });
+            nodes.push(RingNode {
+                id: node.id,
+                weight: node.weight,
+                zone,
+            });
             // Bounded by VNODES_MAX above, so the count fits a u32.
             let count = node.weight * vnodes_per_weight;
             points.extend((0..count).map(|i| Point {
@@ -164,6 +181,10 @@ impl Ring {
     /// The `count` replicas for `position`, chosen from its preference list by the
     /// zone-aware rule in the module documentation, listed in preference-list order.
     ///
+    /// This is the ring's own choice for one position, with no node full: the replica
+    /// set [`crate::Placement::compute`] picks for a shard whenever no node in the way
+    /// has reached its cap (which one it lists first may differ).
+    ///
     /// Guarantees: `count` distinct active nodes; as many distinct zones as possible
     /// (`min(count, zones)`); no zone holds more than `⌈count / zones⌉` of them unless a
     /// smaller zone ran out of nodes. Errors: `NoReplicas` if `count` is 0,
@@ -171,9 +192,9 @@ impl Ring {
     pub fn replicas(&self, position: u64, count: u32) -> Result<Vec<NodeId>, Error> {
         self.check_count(count)?;
         let mut walk = Walk::new(self, count as usize);
-        let mut out = Vec::with_capacity(count as usize);
-        self.select(position, &mut walk, &mut out);
-        Ok(out)
+        let mut chosen = Vec::with_capacity(count as usize);
+        self.select(position, &mut walk, &Room::new(self), &mut chosen);
+        Ok(chosen.into_iter().map(|i| self.id(i)).collect())
     }
 
     pub(crate) fn check_count(&self, count: u32) -> Result<(), Error> {
@@ -199,15 +220,19 @@ impl Ring {
         }
     }
 
-    /// Appends the replicas for `position` to `out`. The walk stops as soon as no node
-    /// further along could change the choice, so with enough zones it visits about as
-    /// many virtual nodes as it picks replicas.
+    /// Appends the replicas for `position` to `out`, as indexes into the ring's nodes
+    /// (see [`Ring::id`]) in preference-list order, preferring nodes with room (see the
+    /// module documentation). The walk stops as soon as no node further along could
+    /// change the choice, so with enough zones and room it visits about as many virtual
+    /// nodes as it picks replicas.
     ///
-    /// Requires `1 <= walk.count <= self.nodes()` (checked by `check_count`).
-    pub(crate) fn select(&self, position: u64, walk: &mut Walk, out: &mut Vec<NodeId>) {
+    /// Requires `1 <= walk.count <= self.nodes()` (checked by `check_count`) and `room`
+    /// made for this ring.
+    pub(crate) fn select(&self, position: u64, walk: &mut Walk, room: &Room, out: &mut Vec<u32>) {
         let count = walk.count;
         debug_assert!(count >= 1 && count <= self.nodes.len());
-        walk.begin(self.zone_sizes.len());
+        debug_assert_eq!(room.full.len(), self.nodes.len());
+        walk.begin(self.zone_sizes.len(), room.zones_with_room);
         let start = self.start(position);
         let (before, after) = self.points.split_at(start);
         let mut seen = 0;
@@ -218,12 +243,67 @@ impl Ring {
             }
             seen += 1;
             let zone = self.nodes[node].zone as usize;
-            walk.take(zone, self.zone_sizes[zone], point.node);
+            walk.take(
+                zone,
+                self.zone_sizes[zone],
+                room.open[zone],
+                point.node,
+                room.full[node],
+            );
             if seen == self.nodes.len() || walk.decided() {
                 break;
             }
         }
-        walk.finish(&self.nodes, out);
+        walk.finish(out);
+    }
+
+    /// The id of the node at `index` in the ring's node order (active nodes by id).
+    pub(crate) fn id(&self, index: u32) -> NodeId {
+        self.nodes[index as usize].id
+    }
+
+    /// The active nodes in id order, as `(id, weight, dense zone index)`: index `i` of
+    /// this iterator is ring node index `i`.
+    pub(crate) fn node_info(&self) -> impl Iterator<Item = (NodeId, u32, u32)> + '_ {
+        self.nodes.iter().map(|n| (n.id, n.weight, n.zone))
+    }
+}
+
+/// Which active nodes still have room under their caps, as a walk sees it: a node is
+/// *full* once it holds its cap, and the walk prefers nodes that are not (see the
+/// module documentation for how this combines with zones).
+#[derive(Clone, Debug)]
+pub(crate) struct Room {
+    /// `full[n]`: ring node `n` has reached its cap.
+    full: Vec<bool>,
+    /// `open[z]`: nodes of zone `z` that are not full.
+    open: Vec<u32>,
+    /// Zones with at least one node that is not full.
+    zones_with_room: u32,
+}
+
+impl Room {
+    /// Room on every node of `ring`: the walk then makes the ring's own choice.
+    pub(crate) fn new(ring: &Ring) -> Room {
+        Room {
+            full: vec![false; ring.nodes.len()],
+            open: ring.zone_sizes.clone(),
+            zones_with_room: ring.zone_sizes.len() as u32,
+        }
+    }
+
+    /// Marks ring node `node` full. Idempotent.
+    pub(crate) fn fill(&mut self, ring: &Ring, node: u32) {
+        let node = node as usize;
+        if self.full[node] {
+            return;
+        }
+        self.full[node] = true;
+        let zone = ring.nodes[node].zone as usize;
+        self.open[zone] -= 1;
+        if self.open[zone] == 0 {
+            self.zones_with_room -= 1;
+        }
     }
 }
 
@@ -256,12 +336,18 @@ impl Iterator for PreferenceList<'_> {
     }
 }
 
-/// A node met by a walk: its rank within its zone and its place in the preference list.
+/// A node met by a walk, with its sort key: `level = 2 × rank + full` (see the module
+/// documentation), then its place in the preference list.
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
-    rank: usize,
+    level: usize,
     order: usize,
     node: u32,
+}
+
+/// The sort level of a node of rank `rank`, full or not: `(rank, full)` as one number.
+fn level(rank: usize, full: bool) -> usize {
+    2 * rank + usize::from(full)
 }
 
 /// Reusable bookkeeping for walks on one ring, so that placing thousands of shards
@@ -275,14 +361,17 @@ pub(crate) struct Walk {
     /// `node_stamp[n] == stamp` iff node `n` was met in this walk.
     node_stamp: Vec<u32>,
     zone_stamp: Vec<u32>,
-    /// Nodes of the zone met in this walk (valid when `zone_stamp` matches).
-    zone_taken: Vec<u32>,
-    /// `rank_counts[k]`: candidates of rank `k`, for `k <= count` (larger ranks can never
-    /// be among the first `count`, since the i-th candidate met has rank at most i).
-    rank_counts: Vec<u32>,
-    /// `open_zones[c]`: zones with unmet nodes of which `c` were met (`c` capped at
-    /// `count`). An unmet node of such a zone would have rank `c + 1`.
-    open_zones: Vec<u32>,
+    /// Nodes of the zone with room met in this walk (valid when `zone_stamp` matches).
+    zone_open_met: Vec<u32>,
+    /// Full nodes of the zone met in this walk (valid when `zone_stamp` matches).
+    zone_full_met: Vec<u32>,
+    /// `level_counts[l]`: candidates of level `l`, for ranks `<= count` (a node of a
+    /// larger rank can never be among the first `count`: the nodes of its zone ranked
+    /// before it sort before it, and there are at least `count` of them).
+    level_counts: Vec<u32>,
+    /// `open_levels[l]`: zones with unmet nodes whose best unmet node would have level
+    /// `l` (levels past `2 × count + 1` share the last entry, as they cannot matter).
+    open_levels: Vec<u32>,
     candidates: Vec<Candidate>,
 }
 
@@ -293,14 +382,20 @@ impl Walk {
             stamp: 0,
             node_stamp: vec![0; ring.nodes.len()],
             zone_stamp: vec![0; ring.zone_sizes.len()],
-            zone_taken: vec![0; ring.zone_sizes.len()],
-            rank_counts: vec![0; count + 1],
-            open_zones: vec![0; count + 1],
+            zone_open_met: vec![0; ring.zone_sizes.len()],
+            zone_full_met: vec![0; ring.zone_sizes.len()],
+            level_counts: vec![0; level(count, true) + 1],
+            open_levels: vec![0; level(count, true) + 2],
             candidates: Vec::new(),
         }
     }
 
-    fn begin(&mut self, zones: usize) {
+    /// The `open_levels` entry for level `level`.
+    fn bucket(&self, level: usize) -> usize {
+        level.min(self.open_levels.len() - 1)
+    }
+
+    fn begin(&mut self, zones: usize, zones_with_room: u32) {
         if self.stamp == u32::MAX {
             // After 4 billion walks, clear for real rather than let stamps repeat.
             self.node_stamp.fill(0);
@@ -308,10 +403,12 @@ impl Walk {
             self.stamp = 0;
         }
         self.stamp += 1;
-        self.rank_counts.fill(0);
-        self.open_zones.fill(0);
-        // Every zone has at least one active node, so every zone starts open with none met.
-        self.open_zones[0] = zones as u32;
+        self.level_counts.fill(0);
+        self.open_levels.fill(0);
+        // Every zone has at least one active node and none is met yet: its best unmet
+        // node has rank 1, and is full only if the whole zone is.
+        self.open_levels[level(1, false)] = zones_with_room;
+        self.open_levels[level(1, true)] = zones as u32 - zones_with_room;
         self.candidates.clear();
     }
 
@@ -324,53 +421,76 @@ impl Walk {
         true
     }
 
-    /// Records a newly met node of `zone` (which has `zone_size` active nodes).
-    fn take(&mut self, zone: usize, zone_size: u32, node: u32) {
-        let taken = if self.zone_stamp[zone] == self.stamp {
-            self.zone_taken[zone]
+    /// The level of the best unmet node of a zone of `size` nodes, `open` of them with
+    /// room, of which `open_met` and `full_met` were met; `None` if all were met. Within
+    /// a zone, nodes with room rank first (in walk order), then full ones.
+    fn next_level(open_met: u32, full_met: u32, size: u32, open: u32) -> Option<usize> {
+        if open_met < open {
+            Some(level(open_met as usize + 1, false))
+        } else if open + full_met < size {
+            Some(level((open + full_met) as usize + 1, true))
         } else {
-            0
-        };
-        let rank = taken + 1;
-        self.zone_stamp[zone] = self.stamp;
-        self.zone_taken[zone] = rank;
-        // The zone was open (this node was unmet); it is open still if more remain.
-        self.open_zones[(taken as usize).min(self.count)] -= 1;
-        if rank < zone_size {
-            self.open_zones[(rank as usize).min(self.count)] += 1;
+            None
         }
-        let rank = rank as usize;
+    }
+
+    /// Records a newly met node of `zone` (which has `zone_size` active nodes, `open` of
+    /// them with room); `full` says whether this node is full.
+    fn take(&mut self, zone: usize, zone_size: u32, open: u32, node: u32, full: bool) {
+        let (open_met, full_met) = if self.zone_stamp[zone] == self.stamp {
+            (self.zone_open_met[zone], self.zone_full_met[zone])
+        } else {
+            (0, 0)
+        };
+        // The zone had an unmet node (this one), so it had a best unmet level.
+        let before = Self::next_level(open_met, full_met, zone_size, open)
+            .expect("a zone with an unmet node has a best unmet level");
+        let (open_met, full_met) = if full {
+            (open_met, full_met + 1)
+        } else {
+            (open_met + 1, full_met)
+        };
+        self.zone_stamp[zone] = self.stamp;
+        self.zone_open_met[zone] = open_met;
+        self.zone_full_met[zone] = full_met;
+        let bucket = self.bucket(before);
+        self.open_levels[bucket] -= 1;
+        if let Some(after) = Self::next_level(open_met, full_met, zone_size, open) {
+            let bucket = self.bucket(after);
+            self.open_levels[bucket] += 1;
+        }
+        // Within its zone a node with room ranks after the others with room met before
+        // it; a full node after every node of its zone with room, met or not.
+        let rank = if full { open + full_met } else { open_met } as usize;
+        let level = level(rank, full);
         if rank <= self.count {
-            self.rank_counts[rank] += 1;
+            self.level_counts[level] += 1;
         }
         let order = self.candidates.len();
-        self.candidates.push(Candidate { rank, order, node });
+        self.candidates.push(Candidate { level, order, node });
     }
 
     /// Whether the choice is final: no unmet node can sort before the current
     /// `count`-th candidate. An unmet node comes later in the list, so it only sorts
-    /// earlier with a strictly smaller rank; the rank it would get is one more than the
-    /// nodes met of its zone.
+    /// earlier with a strictly smaller level.
     fn decided(&self) -> bool {
         let mut total = 0;
-        for rank in 1..=self.count {
-            total += self.rank_counts[rank] as usize;
+        for (level, &candidates) in self.level_counts.iter().enumerate() {
+            total += candidates as usize;
             if total >= self.count {
-                // The count-th candidate has rank `rank`. An open zone with at most
-                // rank - 2 nodes met could still produce a node of rank <= rank - 1.
-                return self.open_zones[..rank - 1].iter().all(|&zones| zones == 0);
+                return self.open_levels[..level].iter().all(|&zones| zones == 0);
             }
         }
         false
     }
 
-    fn finish(&mut self, nodes: &[RingNode], out: &mut Vec<NodeId>) {
-        self.candidates.sort_unstable_by_key(|c| (c.rank, c.order));
+    fn finish(&mut self, out: &mut Vec<u32>) {
+        self.candidates.sort_unstable_by_key(|c| (c.level, c.order));
         self.candidates.truncate(self.count);
         // A walk ends decided (which needs `count` candidates) or having met every node
         // (at least `count`, checked by `check_count`).
         debug_assert_eq!(self.candidates.len(), self.count);
         self.candidates.sort_unstable_by_key(|c| c.order);
-        out.extend(self.candidates.iter().map(|c| nodes[c.node as usize].id));
+        out.extend(self.candidates.iter().map(|c| c.node));
     }
 }

@@ -1,7 +1,7 @@
 //! The shard map: for each shard of a keyspace, the nodes holding its replicas.
 //!
 //! A map is either a *target* — computed by [`crate::Placement::compute`] from the
-//! membership, replicas in preference-list order — or the *current* map the meta group
+//! membership, preferred leader first — or the *current* map the meta group
 //! stores, which [`ShardMap::apply`] edits one [`crate::Move`] at a time while a
 //! migration is under way. Both are the same type so they can be compared, diffed
 //! ([`ShardMap::moves_to`]) and cached by every node for routing.
@@ -21,9 +21,10 @@ use crate::members::NodeId;
 /// placement's replica count, or empty — a current map in the middle of a repair is —
 /// but never names a node twice.
 ///
-/// In a map from [`crate::Placement::compute`] each list is in ring preference order,
-/// so its first node is the shard's preferred leader; [`ShardMap::apply`] keeps the
-/// order of the nodes it does not touch.
+/// In a map from [`crate::Placement::compute`] each list starts with the shard's
+/// preferred leader (chosen among its replicas to spread leadership), followed by the
+/// other replicas in ring preference order; [`ShardMap::apply`] keeps the order of the
+/// nodes it does not touch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "ShardMapFields")]
 pub struct ShardMap {

@@ -34,56 +34,70 @@ fn a_map_at_its_target_needs_no_moves() {
 }
 
 #[test]
-fn a_joining_node_receives_every_move_and_exactly_its_share() {
+fn a_joining_node_receives_its_share_and_little_else_moves() {
     let p = placement(1024, 3, 64);
     let before = nodes(6);
     let current = p.compute(&before).unwrap();
     let mut after = before.clone();
     after.upsert(Node::new(7)).unwrap();
     let plan = p.plan(&current, &after).unwrap();
+    assert!(plan.moves.iter().all(|m| m.reason == MoveReason::Rebalance));
     assert!(plan
         .moves
         .iter()
-        .all(|m| m.to == Some(NodeId(7)) && m.from.is_some()));
-    assert!(plan.moves.iter().all(|m| m.reason == MoveReason::Rebalance));
-    assert_eq!(plan.moves.len() as u32, plan.target.load()[&NodeId(7)]);
+        .all(|m| m.from.is_some() && m.to.is_some()));
+    let share = plan.target.load()[&NodeId(7)] as usize;
+    let to_newcomer = plan
+        .moves
+        .iter()
+        .filter(|m| m.to == Some(NodeId(7)))
+        .count();
+    assert_eq!(to_newcomer, share);
+    // Caps shrink when a node joins, so a few shards may also move between old nodes
+    // (bounded loads' cascade); here none did.
+    assert!(
+        plan.moves.len() <= share + share / 10,
+        "{} moves",
+        plan.moves.len()
+    );
 }
 
 #[test]
-fn a_dead_nodes_replicas_are_repaired_one_per_shard_and_nothing_else_moves() {
+fn a_dead_nodes_replicas_are_repaired_one_per_shard_first() {
     let p = placement(1024, 3, 64);
     let before = nodes(6);
     let current = p.compute(&before).unwrap();
     let mut after = before.clone();
     after.set_state(NodeId(3), NodeState::Dead).unwrap();
     let plan = p.plan(&current, &after).unwrap();
-    assert_eq!(plan.moves.len() as u32, current.load()[&NodeId(3)]);
-    assert!(plan
-        .moves
+    let held = current.shards_on(NodeId(3));
+    let (repairs, rest) = plan.moves.split_at(held.len());
+    assert!(repairs
         .iter()
-        .all(|m| m.from == Some(NodeId(3)) && m.to.is_some()));
-    assert!(plan.moves.iter().all(|m| m.reason == MoveReason::Repair));
-    let shards: Vec<ShardId> = plan.moves.iter().map(|m| m.shard).collect();
-    assert_eq!(
-        shards,
-        current.shards_on(NodeId(3)),
-        "one move per shard, in shard order"
-    );
+        .all(|m| m.from == Some(NodeId(3)) && m.to.is_some() && m.reason == MoveReason::Repair));
+    let shards: Vec<ShardId> = repairs.iter().map(|m| m.shard).collect();
+    assert_eq!(shards, held, "one repair per shard, in shard order");
+    // The survivors' caps grew, so a few others may rebalance afterwards; here none.
+    assert!(rest.iter().all(|m| m.reason == MoveReason::Rebalance));
+    assert!(rest.len() <= held.len() / 10, "{} more moves", rest.len());
 }
 
 #[test]
-fn a_draining_nodes_replicas_drain() {
+fn a_draining_nodes_replicas_drain_before_anything_rebalances() {
     let p = placement(512, 3, 32);
     let before = nodes(5);
     let current = p.compute(&before).unwrap();
     let mut after = before.clone();
     after.set_state(NodeId(2), NodeState::Draining).unwrap();
     let plan = p.plan(&current, &after).unwrap();
-    assert_eq!(plan.moves.len() as u32, current.load()[&NodeId(2)]);
-    assert!(plan
-        .moves
+    let held = current.load()[&NodeId(2)] as usize;
+    let (drains, rest) = plan.moves.split_at(held);
+    assert!(drains
         .iter()
         .all(|m| m.from == Some(NodeId(2)) && m.reason == MoveReason::Drain));
+    assert!(rest.iter().all(|m| m.reason == MoveReason::Rebalance));
+    // Measured: 23 rebalances after the 294 drains, shards re-routed because caps grew.
+    assert!(rest.len() <= held / 10, "{} more moves", rest.len());
 }
 
 #[test]

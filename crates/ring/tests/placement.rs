@@ -4,8 +4,11 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ring::{Error, HashTags, Keyspace, Members, Node, NodeId, NodeState, Placement, Ring, ShardId};
-use support::{ids, nodes, placement, zoned};
+use ring::{
+    Error, HashTags, Keyspace, Members, Node, NodeId, NodeState, Placement, Quota, Ring, ShardId,
+    ShardMap,
+};
+use support::{ids, nodes, placement, replicas_gained, zoned};
 
 fn zone_of(members: &Members, id: NodeId) -> String {
     members
@@ -19,6 +22,25 @@ fn zone_of(members: &Members, id: NodeId) -> String {
 /// The ring position of a shard: the start of its hash slice.
 fn position(p: &Placement, shard: u32) -> u64 {
     *p.keyspace().hash_range(ShardId(shard)).unwrap().start()
+}
+
+fn quota(p: &Placement, members: &Members, id: u64) -> Quota {
+    p.quotas(members)
+        .unwrap()
+        .into_iter()
+        .find(|q| q.node == NodeId(id))
+        .unwrap()
+}
+
+/// Asserts that no node holds more replicas, or leads more shards, than its caps.
+fn assert_within_caps(p: &Placement, members: &Members, map: &ShardMap) {
+    let (load, leaders) = (map.load(), map.leaders());
+    for q in p.quotas(members).unwrap() {
+        let held = load.get(&q.node).copied().unwrap_or(0);
+        let led = leaders.get(&q.node).copied().unwrap_or(0);
+        assert!(held <= q.replicas_max, "{q:?} holds {held}");
+        assert!(led <= q.leaders_max, "{q:?} leads {led}");
+    }
 }
 
 #[test]
@@ -36,19 +58,59 @@ fn every_shard_gets_r_distinct_active_nodes() {
 }
 
 #[test]
-fn without_zones_the_replicas_are_the_first_r_nodes_clockwise() {
+fn without_zones_the_rings_own_choice_is_the_first_r_nodes_clockwise() {
     // Dynamo §4.3: the preference list is the first N distinct nodes met walking clockwise.
     let members = nodes(9);
     let p = placement(256, 3, 32);
     let ring = p.ring(&members).unwrap();
+    for shard in 0..256 {
+        let first: Vec<NodeId> = ring.preference_list(position(&p, shard)).take(3).collect();
+        assert_eq!(ring.replicas(position(&p, shard), 3).unwrap(), first);
+    }
+}
+
+#[test]
+fn without_zones_each_shard_takes_the_first_r_nodes_clockwise_that_are_not_full() {
+    // Bounded loads (Mirrokni, Thorup, Zadimoghaddam 2017): shards are placed one by one,
+    // in bit-reversed id order, and a node that holds its cap is passed over. With
+    // 30 ≥ 9·R nodes some R always have room, so no full node is ever needed.
+    let members = nodes(30);
+    let p = placement(256, 3, 32);
+    let ring = p.ring(&members).unwrap();
     let map = p.compute(&members).unwrap();
-    for (shard, set) in map.iter() {
-        let first: Vec<NodeId> = ring
-            .preference_list(position(&p, shard.0))
+    let caps: BTreeMap<NodeId, u32> = p
+        .quotas(&members)
+        .unwrap()
+        .iter()
+        .map(|q| (q.node, q.replicas_max))
+        .collect();
+    let mut held: BTreeMap<NodeId, u32> = BTreeMap::new();
+    let mut passed_over_full = 0;
+    for step in 0..256u32 {
+        let shard = step.reverse_bits() >> 24; // 8 bits for 256 shards
+        let list: Vec<NodeId> = ring.preference_list(position(&p, shard)).collect();
+        let with_room: Vec<NodeId> = list
+            .iter()
+            .copied()
+            .filter(|n| held.get(n).copied().unwrap_or(0) < caps[n])
             .take(3)
             .collect();
-        assert_eq!(set, first.as_slice(), "shard {shard}");
+        passed_over_full += usize::from(with_room[..] != list[..3]);
+        let got = map.replicas(ShardId(shard)).unwrap();
+        // The leader may be any of them; the others keep their clockwise order.
+        let (leader, rest) = got.split_first().unwrap();
+        let expected_rest: Vec<NodeId> =
+            with_room.iter().copied().filter(|n| n != leader).collect();
+        assert!(
+            with_room.contains(leader),
+            "shard {shard}: {got:?}, want {with_room:?}"
+        );
+        assert_eq!(rest, expected_rest.as_slice(), "shard {shard}");
+        for node in got {
+            *held.entry(*node).or_default() += 1;
+        }
     }
+    assert!(passed_over_full > 0, "the caps took effect in this example");
 }
 
 #[test]
@@ -64,23 +126,31 @@ fn the_preference_list_names_every_active_node_once() {
 
 #[test]
 fn with_enough_zones_each_replica_is_in_a_different_zone() {
-    // 12 nodes over 4 zones, 3 replicas: the first node of each of the first 3 zones met.
+    // 12 nodes over 4 zones, 3 replicas: three distinct zones, full nodes or not.
     let members = zoned(12, &["a", "b", "c", "d"]);
     let p = placement(512, 3, 32);
-    let ring = p.ring(&members).unwrap();
     let map = p.compute(&members).unwrap();
     for (shard, set) in map.iter() {
         let zones: BTreeSet<String> = set.iter().map(|n| zone_of(&members, *n)).collect();
         assert_eq!(zones.len(), 3, "shard {shard}: {set:?}");
+    }
+}
+
+#[test]
+fn with_enough_zones_the_rings_own_choice_is_the_first_node_of_each_of_the_first_r_zones() {
+    let members = zoned(12, &["a", "b", "c", "d"]);
+    let p = placement(512, 3, 32);
+    let ring = p.ring(&members).unwrap();
+    for shard in 0..512 {
         let mut expected = Vec::new();
         let mut seen_zones = BTreeSet::new();
-        for node in ring.preference_list(position(&p, shard.0)) {
+        for node in ring.preference_list(position(&p, shard)) {
             if seen_zones.insert(zone_of(&members, node)) {
                 expected.push(node);
             }
         }
         expected.truncate(3);
-        assert_eq!(set, expected.as_slice(), "shard {shard}");
+        assert_eq!(ring.replicas(position(&p, shard), 3).unwrap(), expected);
     }
 }
 
@@ -148,26 +218,111 @@ fn draining_and_dead_nodes_get_no_replicas() {
 }
 
 #[test]
-fn a_dead_nodes_replica_goes_to_the_next_eligible_node_of_the_walk() {
+fn in_the_rings_own_choice_a_dead_nodes_place_goes_to_the_next_node_of_the_walk() {
     let before_members = nodes(10);
     let p = placement(256, 3, 32);
-    let ring = p.ring(&before_members).unwrap();
-    let before = p.compute(&before_members).unwrap();
+    let before = p.ring(&before_members).unwrap();
     let mut after_members = before_members.clone();
     after_members.set_state(NodeId(7), NodeState::Dead).unwrap();
-    let after = p.compute(&after_members).unwrap();
-    for (shard, old) in before.iter() {
-        let new = after.replicas(shard).unwrap();
+    let after = p.ring(&after_members).unwrap();
+    for shard in 0..256 {
+        let at = position(&p, shard);
+        let (old, new) = (
+            before.replicas(at, 3).unwrap(),
+            after.replicas(at, 3).unwrap(),
+        );
         if !old.contains(&NodeId(7)) {
             assert_eq!(new, old, "shard {shard} did not hold the dead node");
             continue;
         }
         // The survivors stay; the newcomer is the fourth node of the old walk.
-        let next = ring.preference_list(position(&p, shard.0)).nth(3).unwrap();
+        let next = before.preference_list(at).nth(3).unwrap();
         let survivors: Vec<NodeId> = old.iter().copied().filter(|n| *n != NodeId(7)).collect();
         assert!(survivors.iter().all(|n| new.contains(n)), "shard {shard}");
         assert!(new.contains(&next), "shard {shard}: {new:?} lacks {next}");
     }
+}
+
+#[test]
+fn sixteen_shards_on_five_nodes_stay_within_caps_and_a_sixth_node_takes_a_fair_share() {
+    // The product's `hakv up --nodes 5 --shards 16`, then one more node. With the ring
+    // alone node 5 held 13 of the 48 replicas and the newcomer got 4 (fair: 8).
+    let p = placement(16, 3, Placement::VNODES_PER_WEIGHT_DEFAULT);
+    let five = nodes(5);
+    let before = p.compute(&five).unwrap();
+    assert_within_caps(&p, &five, &before);
+    assert_eq!(quota(&p, &five, 1).replicas_max, 11, "⌈9/8 × 9.6⌉");
+
+    let six = nodes(6);
+    let after = p.compute(&six).unwrap();
+    assert_within_caps(&p, &six, &after);
+    assert_eq!(quota(&p, &six, 6).replicas_max, 9, "⌈9/8 × 8⌉");
+    let joiner = after.load()[&NodeId(6)];
+    assert!((7..=9).contains(&joiner), "the newcomer holds {joiner}");
+    // Measured: 8 replicas moved to the newcomer, and 1 more between the others.
+    let moved = replicas_gained(&before, &after);
+    assert!(moved <= joiner as usize + 3, "moved {moved}");
+}
+
+#[test]
+fn a_fair_share_follows_weight_but_stops_at_one_replica_per_shard() {
+    // Weights 3, 1, 1, 2, 1: node 1's part of 3 × 4096 would be 4608, more than one
+    // replica of each of the 4,096 shards, so it holds one of each and the rest is split
+    // by weight: 8192 / 5 = 1638.4 per unit.
+    let members = Members::new([
+        Node::new(1).with_weight(3),
+        Node::new(2),
+        Node::new(3),
+        Node::new(4).with_weight(2),
+        Node::new(5),
+    ])
+    .unwrap();
+    let p = placement(4096, 3, 256);
+    let fair: Vec<(f64, u32, u32)> = p
+        .quotas(&members)
+        .unwrap()
+        .iter()
+        .map(|q| (q.replicas_fair, q.replicas_max, q.leaders_max))
+        .collect();
+    assert_eq!(
+        fair,
+        vec![
+            (4096.0, 4096, 1536),
+            (1638.4, 1844, 615),
+            (1638.4, 1844, 615),
+            (3276.8, 3687, 1229),
+            (1638.4, 1844, 615),
+        ]
+    );
+}
+
+#[test]
+fn each_zone_takes_its_share_of_every_shard_and_splits_it_among_its_nodes() {
+    // 3 replicas over 3 zones: every zone holds one replica of each of the 64 shards,
+    // whatever its size, so each of zone b's three nodes should hold 64/3 and each node
+    // of zones a and c 32 — not 3 × 64 / 7 each, which the zone rule cannot give.
+    let members = zoned(7, &["a", "b", "c"]); // b: 1, 4, 7; c: 2, 5; a: 3, 6
+    let p = placement(64, 3, 64);
+    for q in p.quotas(&members).unwrap() {
+        let expected = if q.node.0 % 3 == 1 { 64.0 / 3.0 } else { 32.0 };
+        assert!((q.replicas_fair - expected).abs() < 1e-9, "{q:?}");
+    }
+    assert_within_caps(&p, &members, &p.compute(&members).unwrap());
+}
+
+#[test]
+fn a_cap_leaves_at_least_one_replica_of_slack_over_the_fair_share() {
+    // 21 shards, 1 replica: a fair share of 21/23 or 21/24 of a shard. ⌈9/8 × share⌉
+    // would be 2 and then 1, every node would be full at 1, and a join would reshuffle
+    // most shards; the cap is never below ⌈share⌉ + 1.
+    let p = placement(21, 1, 64);
+    assert_eq!(quota(&p, &nodes(23), 1).replicas_max, 2);
+    assert_eq!(quota(&p, &nodes(24), 1).replicas_max, 2);
+    // At larger shares the 9/8 takes over: 12,288 / 100 = 122.88, cap ⌈138.24⌉.
+    assert_eq!(
+        quota(&placement(4096, 3, 64), &nodes(100), 1).replicas_max,
+        139
+    );
 }
 
 #[test]
@@ -228,8 +383,10 @@ fn the_placement_of_a_reference_cluster_is_frozen() {
     ])
     .unwrap();
     // The expected values come from tests/reference/frozen_values.py, a re-implementation
-    // of the documented rules (vnode positions, shard positions, the rank rule).
-    let map = placement(64, 3, 16).compute(&members).unwrap();
+    // of the documented rules (vnode positions, shard positions, caps, bit-reversed
+    // order, the rank rule with full nodes, leader caps).
+    let p = placement(64, 3, 16);
+    let map = p.compute(&members).unwrap();
     assert_eq!(
         map.replicas(ShardId(0)).unwrap(),
         ids(&[4, 5, 1]).as_slice()
@@ -240,14 +397,26 @@ fn the_placement_of_a_reference_cluster_is_frozen() {
     );
     assert_eq!(
         map.replicas(ShardId(63)).unwrap(),
-        ids(&[2, 5, 4]).as_slice()
+        ids(&[3, 2, 6]).as_slice()
     );
-    // Every shard's replica ids, one byte each, in shard and preference order.
+    // Every shard's replica ids, one byte each, in shard and list order.
     let fingerprint: Vec<u8> = map
         .iter()
         .flat_map(|(_, set)| set.iter().map(|n| n.0 as u8))
         .collect();
-    assert_eq!(kv::key_hash(&fingerprint), 0x1b53_8038_955d_6779);
+    assert_eq!(kv::key_hash(&fingerprint), 0x2e92_19dc_559f_7825);
+    // Zone a (nodes 1 and 2, weights 1 and 2) holds one replica per shard like the
+    // others, split 1 : 2.
+    let caps: Vec<(u32, u32)> = p
+        .quotas(&members)
+        .unwrap()
+        .iter()
+        .map(|q| (q.replicas_max, q.leaders_max))
+        .collect();
+    assert_eq!(
+        caps,
+        vec![(24, 8), (48, 16), (36, 12), (36, 12), (36, 12), (36, 12)]
+    );
 }
 
 #[test]
