@@ -75,6 +75,10 @@ pub struct GroupSpec {
     pub preferred_leader: Option<NodeId>,
 }
 
+/// Ticks a read passed by a follower to its leader may wait for confirmation (two
+/// election timeouts at the default tuning; a healthy leader answers in one round trip).
+const FOLLOWER_READ_TICKS: u64 = 20;
+
 /// Ticks between two attempts of a group to hand leadership to its preferred leader.
 const BALANCE_EVERY_TICKS: u32 = 50;
 
@@ -343,9 +347,14 @@ struct Group<E> {
     /// leadership change without asking the thread.
     leader: Arc<AtomicU64>,
     proposals: BTreeMap<LogIndex, (Term, ProposalReply)>,
-    /// Reads awaiting confirmation, with the term they were requested in.
-    reads: BTreeMap<u64, (Query, QueryReply, Term)>,
-    confirmed: Vec<(LogIndex, Query, QueryReply)>,
+    /// Reads awaiting confirmation, with the term they were requested in and, for a
+    /// read a follower passed to its leader, the tick it gives up at.
+    reads: BTreeMap<u64, (Query, QueryReply, Term, Option<u64>)>,
+    /// Ticks since the group started here.
+    ticks: u64,
+    /// Confirmed reads waiting for `applied` to reach their index (with the tick a
+    /// follower's read gives up at).
+    confirmed: Vec<(LogIndex, Query, QueryReply, Option<u64>)>,
     /// The index of the active-expiry purge in flight, if any (one at a time).
     purging: Option<LogIndex>,
     next_ctx: u64,
@@ -433,6 +442,8 @@ impl<E: ReplicaEngine> Loop<E> {
             Input::Tick => {
                 if self.failed.is_none() {
                     for g in self.groups.values_mut() {
+                        g.ticks += 1;
+                        g.expire_follower_reads();
                         g.engine.tick();
                         g.maybe_purge();
                         g.maybe_hand_over();
@@ -480,10 +491,12 @@ impl<E: ReplicaEngine> Loop<E> {
                     let _ = reply.send(Err(ClientError::Storage(why.clone())));
                 } else if let Some(g) = self.groups.get_mut(&group) {
                     g.next_ctx += 1;
+                    let follower = g.engine.role() != consensus::Role::Leader;
                     match g.engine.read_index(g.next_ctx) {
                         Ok(()) => {
                             let term = g.engine.term();
-                            g.reads.insert(g.next_ctx, (q, reply, term));
+                            let give_up = follower.then_some(g.ticks + FOLLOWER_READ_TICKS);
+                            g.reads.insert(g.next_ctx, (q, reply, term, give_up));
                         }
                         Err(e) => {
                             let _ = reply.send(Err(refusal(e)));
@@ -732,10 +745,10 @@ impl<E: ReplicaEngine> Loop<E> {
             for (_, (_, reply)) in std::mem::take(&mut g.proposals) {
                 let _ = reply.send(Err(ClientError::StorageUnknown(why.clone())));
             }
-            for (_, (_, reply, _)) in std::mem::take(&mut g.reads) {
+            for (_, (_, reply, _, _)) in std::mem::take(&mut g.reads) {
                 let _ = reply.send(Err(ClientError::Storage(why.clone())));
             }
-            for (_, _, reply) in std::mem::take(&mut g.confirmed) {
+            for (_, _, reply, _) in std::mem::take(&mut g.confirmed) {
                 let _ = reply.send(Err(ClientError::Storage(why.clone())));
             }
             g.leader.store(0, Ordering::Relaxed);
@@ -772,6 +785,7 @@ impl<E: ReplicaEngine> Group<E> {
             leader: Arc::new(AtomicU64::new(0)),
             proposals: BTreeMap::new(),
             reads: BTreeMap::new(),
+            ticks: 0,
             confirmed: Vec::new(),
             purging: None,
             next_ctx: 0,
@@ -807,19 +821,19 @@ impl<E: ReplicaEngine> Group<E> {
             let _ = reply.send(Err(ClientError::Stopped));
         }
         for rs in std::mem::take(&mut ready.read_states) {
-            if let Some((q, reply, _)) = self.reads.remove(&rs.ctx) {
-                self.confirmed.push((rs.index, q, reply));
+            if let Some((q, reply, _, give_up)) = self.reads.remove(&rs.ctx) {
+                self.confirmed.push((rs.index, q, reply, give_up));
             }
         }
         if !self.confirmed.is_empty() {
             let applied = self.applied;
             let (serve, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
                 .into_iter()
-                .partition(|(i, _, _)| *i <= applied);
+                .partition(|(i, _, _, _)| *i <= applied);
             self.confirmed = wait;
             if !serve.is_empty() {
                 let now = now_ms();
-                for (_, q, reply) in serve {
+                for (_, q, reply, _) in serve {
                     let _ = reply.send(Ok(self.kv.query(&q, now)));
                 }
             }
@@ -833,15 +847,48 @@ impl<E: ReplicaEngine> Group<E> {
     /// waited on (this node or another) has lost its term.
     fn fail_stale_reads(&mut self) {
         let term = self.engine.term();
-        if self.reads.values().any(|(_, _, t)| *t != term) {
+        if self.reads.values().any(|(_, _, t, _)| *t != term) {
             let hint = self.engine.leader();
             let (old, keep): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.reads)
                 .into_iter()
-                .partition(|(_, (_, _, t))| *t != term);
+                .partition(|(_, (_, _, t, _))| *t != term);
             self.reads = keep;
-            for (_, (_, reply, _)) in old {
+            for (_, (_, reply, _, _)) in old {
                 let _ = reply.send(Err(ClientError::NotLeader { hint }));
             }
+        }
+    }
+
+    /// A read this replica passed to its leader and that is still not served after
+    /// [`FOLLOWER_READ_TICKS`] (unconfirmed, or confirmed at an index this replica
+    /// has not applied) fails with the leader's name, so the caller asks the leader
+    /// directly. Both steps normally take a round trip; a read stuck longer means this
+    /// replica was removed from the group without hearing of it (the leader no longer
+    /// answers it or sends it entries), and it would otherwise wait for the whole
+    /// request timeout.
+    fn expire_follower_reads(&mut self) {
+        let now = self.ticks;
+        let due = |g: &Option<u64>| g.is_some_and(|g| g <= now);
+        let stuck = self.reads.values().any(|(_, _, _, g)| due(g))
+            || self.confirmed.iter().any(|(_, _, _, g)| due(g));
+        if !stuck {
+            return;
+        }
+        let hint = self.engine.leader();
+        let (old, keep): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.reads)
+            .into_iter()
+            .partition(|(_, (_, _, _, g))| due(g));
+        self.reads = keep;
+        let (old_confirmed, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
+            .into_iter()
+            .partition(|(_, _, _, g)| due(g));
+        self.confirmed = waiting;
+        let replies = old
+            .into_values()
+            .map(|(_, reply, _, _)| reply)
+            .chain(old_confirmed.into_iter().map(|(_, _, reply, _)| reply));
+        for reply in replies {
+            let _ = reply.send(Err(ClientError::NotLeader { hint }));
         }
     }
 

@@ -363,20 +363,30 @@ impl Front {
             // Not held here (or held by a replica that knows no leader): its likely
             // leader, or any replica we can reach (which redirects us to the leader).
             None => {
-                let reachable = |n: &u64| *n != self.cfg.node_id && self.transport.is_up(*n);
-                let any_replica = || self.routing.replicas(shard).into_iter().find(reachable);
-                // Any node at all, as a last resort: it redirects to the leader it knows.
-                let any_node = || self.routing.known_nodes().into_iter().find(reachable);
-                let guess = self.routing.leader_guess(shard).filter(reachable);
-                match guess.or_else(any_replica).or_else(any_node) {
-                    Some(r) => r,
-                    None => {
-                        return err(format!(
-                            "CLUSTERDOWN no replica of shard {shard} is reachable from node {}",
-                            self.cfg.node_id
-                        ))
+                // The likely leader first, then the shard's replicas, then any node
+                // at all as a last resort (each redirects to the leader it knows).
+                let mut candidates: Vec<NodeId> = Vec::new();
+                let guess = self.routing.leader_guess(shard);
+                let ordered = guess
+                    .into_iter()
+                    .chain(self.routing.replicas(shard))
+                    .chain(self.routing.known_nodes());
+                for n in ordered {
+                    let reachable = n != self.cfg.node_id && self.transport.is_up(n);
+                    if reachable && !candidates.contains(&n) {
+                        candidates.push(n);
                     }
                 }
+                // Enough to get past a few removed or leaderless replicas without
+                // sweeping a large cluster on every request.
+                candidates.truncate(8);
+                if candidates.is_empty() {
+                    return err(format!(
+                        "CLUSTERDOWN no replica of shard {shard} is reachable from node {}",
+                        self.cfg.node_id
+                    ));
+                }
+                return self.chase_any(&candidates, shard, args).await;
             }
         };
         self.chase(target, shard, args).await
@@ -393,32 +403,45 @@ impl Front {
     }
 
     /// Forwards to `target`, following redirects, until a reply.
-    async fn chase(&self, mut target: NodeId, shard: u32, args: &[Bytes]) -> Frame {
+    async fn chase(&self, target: NodeId, shard: u32, args: &[Bytes]) -> Frame {
+        self.chase_any(&[target], shard, args).await
+    }
+
+    /// Forwards to the first of `candidates`, following redirects, until a reply; a
+    /// node that knows no leader passes the request to the next candidate (it may be
+    /// a replica removed from the group, which never hears of a leader again). When
+    /// none knows a leader (an election, a transfer), asks them all again shortly,
+    /// for up to [`NO_LEADER_PATIENCE`].
+    async fn chase_any(&self, candidates: &[NodeId], shard: u32, args: &[Bytes]) -> Frame {
         let give_up = tokio::time::Instant::now() + NO_LEADER_PATIENCE;
         let mut redirects = 0;
         loop {
-            match self.forward(target, shard, args).await {
-                Ok(frame) => return frame,
-                // The node knows no leader (election, transfer): ask it again shortly.
-                Err(0) if tokio::time::Instant::now() < give_up => {
-                    tokio::time::sleep(LEADER_CHECK).await;
-                }
-                Err(0) => {
-                    return err(format!(
-                        "TRYAGAIN no leader of shard {shard} known yet; retry shortly"
-                    ))
-                }
-                Err(_) if redirects >= REDIRECTS_MAX => {
-                    return err(format!(
-                        "TRYAGAIN the leader of shard {shard} kept moving; retry"
-                    ))
-                }
-                Err(l) => {
-                    redirects += 1;
-                    self.routing.learn_leader(shard, l);
-                    target = l;
+            for &start in candidates {
+                let mut target = start;
+                loop {
+                    match self.forward(target, shard, args).await {
+                        Ok(frame) => return frame,
+                        // This node knows no leader: try the next candidate.
+                        Err(0) => break,
+                        Err(_) if redirects >= REDIRECTS_MAX => {
+                            return err(format!(
+                                "TRYAGAIN the leader of shard {shard} kept moving; retry"
+                            ))
+                        }
+                        Err(l) => {
+                            redirects += 1;
+                            self.routing.learn_leader(shard, l);
+                            target = l;
+                        }
+                    }
                 }
             }
+            if tokio::time::Instant::now() >= give_up {
+                return err(format!(
+                    "TRYAGAIN no leader of shard {shard} known yet; retry shortly"
+                ));
+            }
+            tokio::time::sleep(LEADER_CHECK).await;
         }
     }
 
