@@ -543,10 +543,11 @@ fn a_joining_node_takes_its_share_and_a_drained_node_gives_it_back(engine: &str,
         "node 5 joined and holds {share} of {} replicas after {took:?}",
         SHARDS * 3
     );
-    // About 1/N of the replicas (the ring's balance at 16 shards is coarse).
+    // About 1/N of the replicas: the ring caps every node near its fair share
+    // (bounded loads), so the newcomer fills up to within a replica or two of it.
     let fair = (SHARDS * 3) as f64 / 5.0;
     assert!(
-        (share as f64) >= fair / 2.0 && (share as f64) <= fair * 2.0,
+        (share as f64) >= fair * 0.8 && (share as f64) <= fair * 1.2,
         "node 5 holds {share}, fair share {fair}"
     );
     let mut via5 = connect_retry(port5);
