@@ -75,6 +75,22 @@ pub struct GroupSpec {
     pub preferred_leader: Option<NodeId>,
 }
 
+/// A file in the data directory whose presence says the founding groups were made
+/// durable (see [`Host::start`]).
+const FOUNDED_MARKER: &str = "FOUNDED";
+
+/// Creates `path` with `contents`, durably (the file and its directory entry).
+fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Ticks a read passed by a follower to its leader may wait for confirmation (two
 /// election timeouts at the default tuning; a healthy leader answers in one round trip).
 const FOLLOWER_READ_TICKS: u64 = 20;
@@ -160,9 +176,28 @@ impl Host {
         let mut states = HashMap::with_capacity(groups.len());
         let mut leaders = BTreeMap::new();
         let mut booted = false;
+        // Founding groups are bootstrapped only until the founding is durable. After
+        // that, a founding group missing from the log was dropped here (the cluster
+        // moved it away): bootstrapping it again would resurrect a voter with an
+        // empty log, which could help elect a leader that lacks acknowledged writes.
+        let founded_marker = cfg.data_dir.join(FOUNDED_MARKER);
+        let founded = founded_marker.exists();
         // The founding groups, then every other group the log holds (replicas this
         // node received after the cluster was founded).
-        let mut specs: Vec<GroupSpec> = groups.to_vec();
+        let mut specs: Vec<GroupSpec> = groups
+            .iter()
+            .filter(|s| !founded || recovered.contains_key(&s.group))
+            .cloned()
+            .collect();
+        for s in groups
+            .iter()
+            .filter(|s| founded && !recovered.contains_key(&s.group))
+        {
+            tracing::info!(
+                group = s.group,
+                "not restarting a founding group this node dropped (it moved away)"
+            );
+        }
         for &group in recovered.keys() {
             if !specs.iter().any(|s| s.group == group) {
                 specs.push(GroupSpec {
@@ -195,6 +230,17 @@ impl Host {
         }
         if booted {
             log.sync()?;
+        }
+        if !founded {
+            write_durably(
+                &founded_marker,
+                b"the founding groups of this node are in the log\n",
+            )
+            .map_err(|e| StorageError::Io {
+                what: "recording that the founding groups are durable",
+                path: founded_marker.clone(),
+                source: e,
+            })?;
         }
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
 
@@ -296,8 +342,10 @@ impl Host {
         Ok(r)
     }
 
-    /// Stops this node's replica of `group` (after the group removed it). Its
-    /// durable state stays in the log until the log is compacted past it.
+    /// Stops this node's replica of `group` (after the group removed it) and drops its
+    /// durable state: a restart does not bring it back, and the WAL segments and
+    /// snapshot files it held are reclaimed. Adding the group again later starts an
+    /// empty replica, which must join as a learner (its promises are gone).
     pub async fn remove_group(&self, group: u64) {
         self.replicas.lock().expect("not poisoned").remove(&group);
         let _ = self.core.tx.send(Input::RemoveGroup(group)).await;
@@ -523,6 +571,14 @@ impl<E: ReplicaEngine> Loop<E> {
                     g.leader.store(0, Ordering::Relaxed);
                     for (_, (_, reply)) in std::mem::take(&mut g.proposals) {
                         let _ = reply.send(Err(ClientError::Stopped));
+                    }
+                    // Forget it on disk too: a restart must not bring back a replica
+                    // its group removed, and its log must not pin WAL segments. (A
+                    // removal is rare, so it gets its own fsync.)
+                    if self.failed.is_none() {
+                        if let Err(e) = self.log.drop_group(group).and_then(|()| self.log.sync()) {
+                            self.fail(e.to_string());
+                        }
                     }
                 }
             }

@@ -24,6 +24,10 @@ const KIND_HARD_STATE: u8 = 2;
 const KIND_COMPACT: u8 = 3;
 /// A snapshot from the leader replaced the whole log.
 const KIND_INSTALL: u8 = 4;
+/// The node no longer holds the group: everything recorded for it so far is void.
+/// Records of the same group after this one belong to a new incarnation (a replica
+/// added back later), which starts empty. Empty body.
+const KIND_DROP: u8 = 5;
 
 /// Engine tuning.
 #[derive(Clone, Debug)]
@@ -89,7 +93,13 @@ pub struct LogEngine {
     pending_records: u64,
     /// True while `rotate` syncs the new segment's checkpoint.
     rotating: bool,
+    /// Snapshot files to delete once the records that make them unneeded (a newer
+    /// snapshot, a drop) are durable: deleting first would let a crash leave a live
+    /// group whose snapshot is gone.
     obsolete_snapshots: Vec<PathBuf>,
+    /// A compaction, install or drop is buffered: once the next sync makes it
+    /// durable, old segments may have become reclaimable.
+    reclaim_after_sync: bool,
     failed: Option<String>,
     stats: EngineStats,
 }
@@ -152,7 +162,8 @@ impl LogEngine {
         for (i, &seq) in seqs.iter().enumerate() {
             let path = segment_path(&wal_dir, seq);
             let last = i + 1 == seqs.len();
-            let seg = Self::replay_segment(&path, seq, last, &mut replay, &mut torn)?;
+            let seg =
+                Self::replay_segment(&path, seq, last, &mut replay, &mut segments, &mut torn)?;
             segments.insert(seq, seg);
         }
 
@@ -231,6 +242,7 @@ impl LogEngine {
             pending_records: 0,
             rotating: false,
             obsolete_snapshots: Vec::new(),
+            reclaim_after_sync: false,
             failed: None,
             stats: EngineStats {
                 torn_bytes_truncated: torn,
@@ -288,11 +300,14 @@ impl LogEngine {
         }
     }
 
+    /// Replays one segment into `replay`; `earlier` are the segments replayed before
+    /// it (a drop record releases their hold on the dropped group's entries).
     fn replay_segment(
         path: &Path,
         seq: u64,
         last: bool,
         replay: &mut BTreeMap<u64, Replay>,
+        earlier: &mut BTreeMap<u64, Segment>,
         torn: &mut u64,
     ) -> Result<Segment, StorageError> {
         let raw = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
@@ -351,7 +366,7 @@ impl LogEngine {
                     bad("checksum mismatch", end)?
                 } else {
                     let body = Bytes::copy_from_slice(&raw[o + 8..end as usize]);
-                    Self::apply_record(body, replay, &mut seg)
+                    Self::apply_record(body, replay, earlier, &mut seg)
                         .map_err(|why| corrupt(path, off, why))?;
                     off = end;
                     None
@@ -376,11 +391,27 @@ impl LogEngine {
     fn apply_record(
         body: Bytes,
         replay: &mut BTreeMap<u64, Replay>,
+        earlier: &mut BTreeMap<u64, Segment>,
         seg: &mut Segment,
     ) -> Result<(), String> {
         let mut r = Reader::new(body);
         let kind = r.u8().map_err(|e| e.0.to_string())?;
         let group = r.u64().map_err(|e| e.0.to_string())?;
+        if kind == KIND_DROP {
+            if !r.is_empty() {
+                return Err("trailing bytes in record".into());
+            }
+            // Forget the group as `drop_group` did: its state, its entries (including
+            // any gap left by reclaimed segments, which no snapshot needs to cover now)
+            // and its claim on the segments holding them. A later record of the group
+            // starts a new incarnation from an empty state.
+            replay.remove(&group);
+            seg.max_index.remove(&group);
+            for s in earlier.values_mut() {
+                s.max_index.remove(&group);
+            }
+            return Ok(());
+        }
         let g = replay.entry(group).or_default();
         match kind {
             KIND_ENTRIES => {
@@ -540,6 +571,11 @@ impl LogEngine {
         }
         let sync = self.opts.fsync == FsyncPolicy::Always;
         let path = snapshot::write(&self.snap_dir, group, snap, sync).map_err(|e| self.fail(e))?;
+        // A dropped earlier incarnation of this group may have left a snapshot of the
+        // same name (same group, index and term: the same state) waiting for deletion;
+        // it is now this incarnation's snapshot and must stay.
+        self.obsolete_snapshots.retain(|old| *old != path);
+        self.reclaim_after_sync = true;
         let st = self.group(group);
         if let Some(old) = st.snapshot_file.replace(path) {
             // Deleted only once the record naming the new one is durable.
@@ -579,7 +615,9 @@ impl LogEngine {
                 self.stats.fsyncs += 1;
             }
         }
-        let compacted = !self.obsolete_snapshots.is_empty();
+        // Everything buffered is durable now, so the files it made unneeded can go. A
+        // failed deletion leaves a stray file that the next `open` removes.
+        let reclaim = std::mem::take(&mut self.reclaim_after_sync);
         for old in std::mem::take(&mut self.obsolete_snapshots) {
             let _ = fs::remove_file(old);
         }
@@ -587,9 +625,50 @@ impl LogEngine {
         // a tiny segment_bytes_max): that would recurse without bound.
         if self.active_bytes >= self.opts.segment_bytes_max && !self.rotating {
             self.rotate()?;
-        } else if compacted {
+        } else if reclaim {
             self.collect_segments();
         }
+        Ok(())
+    }
+
+    /// Durably forgets `group`, once the next [`LogEngine::sync`] returns `Ok`. Like
+    /// every other write it is only buffered here, so that one fsync per round still
+    /// covers every group; **the caller must `sync`** before relying on it.
+    ///
+    /// Guarantees:
+    /// - from now on the group is absent from [`LogEngine::groups`], and no later
+    ///   segment checkpoint mentions it; a reopen after the sync recovers nothing of
+    ///   it. A crash before the sync recovers it whole, as the last successful sync
+    ///   left it, never partly;
+    /// - its entries no longer hold back segment reclamation: once the drop is
+    ///   durable, segments whose only un-compacted content belonged to it are deleted
+    ///   like any other covered segment;
+    /// - its snapshot file is deleted only after the drop is durable, so no crash
+    ///   leaves a recoverable group whose snapshot is missing;
+    /// - later writes for the same `group` start a new incarnation from an empty log
+    ///   (e.g. a replica of a shard that moved away and back); recovery returns only
+    ///   that incarnation.
+    ///
+    /// Dropping a group the engine holds nothing for is a no-op. Like every write, it
+    /// is refused ([`StorageError::Failed`]) after an earlier write or fsync failed.
+    pub fn drop_group(&mut self, group: u64) -> Result<(), StorageError> {
+        self.check()?;
+        let Some(st) = self.groups.remove(&group) else {
+            return Ok(());
+        };
+        if let Some(path) = st.snapshot_file {
+            self.obsolete_snapshots.push(path);
+        }
+        // No segment waits for this group's compaction any more. Deleting a segment
+        // because of this is safe only once the drop record is durable, which holds:
+        // segments are only collected right after a sync has written everything
+        // buffered, and strictly oldest first, so the drop record's own segment
+        // outlives every older one holding the group's records.
+        for seg in self.segments.values_mut() {
+            seg.max_index.remove(&group);
+        }
+        self.push_record(KIND_DROP, group, &[]);
+        self.reclaim_after_sync = true;
         Ok(())
     }
 
@@ -644,7 +723,8 @@ impl LogEngine {
         }
     }
 
-    /// The groups this engine holds state for.
+    /// The groups this engine holds state for, buffered writes and drops included
+    /// (a dropped group is absent until written to again).
     pub fn groups(&self) -> impl Iterator<Item = u64> + '_ {
         self.groups.keys().copied()
     }

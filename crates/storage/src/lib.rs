@@ -10,6 +10,8 @@
 //!    snap/g…-i…-t….snap             snapshot files, written atomically
 //!
 //!  record = len u32 | crc32c u32 | kind u8 | group u64 | body        (crc covers kind..body)
+//!  kinds: entries | hard state | compact (snapshot taken) | install (leader's snapshot)
+//!         | drop (the node no longer holds the group)
 //! ```
 //!
 //! Guarantees:
@@ -18,6 +20,10 @@
 //! - recovery replays records in order and yields, per group, the last hard state, the
 //!   latest snapshot and the entries after it — conflicting suffixes truncated exactly
 //!   as they were written;
+//! - a group forgotten with [`LogEngine::drop_group`] is, once the next sync returns,
+//!   gone for good: not recovered, not in checkpoints, its snapshot deleted and its
+//!   segments reclaimable; a crash before that sync recovers it whole. The same group
+//!   written again later is a new incarnation, recovered from empty;
 //! - a torn tail (a crash mid-write) is detected by length and CRC and cut off;
 //!   corruption anywhere else is reported ([`StorageError::Corrupt`]) and nothing is
 //!   silently skipped;

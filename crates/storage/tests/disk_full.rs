@@ -118,6 +118,7 @@ fn snapshot_write_hits_a_full_disk(install: bool) {
         expect_refused(log.set_hard_state(GROUP, hard_state(13)), "set_hard_state");
         expect_refused(log.sync(), "sync");
         expect_refused(log.compact(GROUP, &snapshot(3)), "compact");
+        expect_refused(log.drop_group(GROUP), "drop_group");
     }
     let (_, rec) = open(dir.path(), Options::default());
     let r = &rec[&GROUP];

@@ -443,3 +443,54 @@ fn an_entry_index_at_u64_max_is_corruption_not_a_panic() {
         }
     }
 }
+
+/// The kind byte of a drop record (`LogEngine::drop_group`); its body is empty.
+const KIND_DROP: u8 = 5;
+
+/// A drop record voids what came before it for its group, gaps included: entries whose
+/// predecessors were reclaimed need no snapshot once their group is dropped. What
+/// follows it is a new incarnation.
+#[test]
+fn a_drop_record_voids_its_groups_earlier_records_and_only_those() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("wal")).unwrap();
+    let records = [
+        // Group 7 from index 5: entries 1..=4 were in a reclaimed segment, and on its
+        // own this is corruption (no snapshot covers them).
+        (1, 7, noop_entries(&[5, 6])),
+        (1, 8, noop_entries(&[1])),
+        (KIND_DROP, 7, Vec::new()),
+        (1, 7, noop_entries(&[1, 2])),
+    ];
+    fs::write(
+        tmp.path().join("wal").join(format!("{:020}.wal", 1)),
+        segment_with(&records),
+    )
+    .unwrap();
+    let (_, rec) = open(tmp.path());
+    assert_eq!(indexes(&rec[&7]), vec![(1, 2), (2, 2)]);
+    assert_eq!(indexes(&rec[&8]), vec![(1, 2)]);
+}
+
+#[test]
+fn a_drop_record_with_a_body_is_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("wal")).unwrap();
+    let records = [
+        (1, 7, noop_entries(&[1])),
+        (KIND_DROP, 7, vec![0]),
+        (1, 8, noop_entries(&[1])),
+    ];
+    fs::write(
+        tmp.path().join("wal").join(format!("{:020}.wal", 1)),
+        segment_with(&records),
+    )
+    .unwrap();
+    match LogEngine::open(tmp.path(), Options::default()) {
+        Err(StorageError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("trailing"), "{reason}")
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(_) => panic!("expected corruption, the log opened"),
+    }
+}
