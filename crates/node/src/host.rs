@@ -112,10 +112,51 @@ pub(crate) enum Input {
         oneshot::Sender<Result<Arc<AtomicU64>, ClientError>>,
     ),
     RemoveGroup(u64),
+    /// The snapshot thread wrote (or failed to write) a group's snapshot file.
+    SnapshotWritten(SnapshotJobDone),
     ChangeConfig(u64, ConfigChange, oneshot::Sender<Result<(), ClientError>>),
     Transfer(u64, NodeId),
     Prefer(u64, Option<NodeId>),
     Stop,
+}
+
+/// Numbers the lives of groups on this node (see `Group::incarnation`).
+static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// A snapshot file to write on the snapshot thread.
+pub(crate) struct SnapshotJob {
+    group: u64,
+    /// Which life of the group on this node took it (a group id can come back).
+    incarnation: u64,
+    snap: consensus::Snapshot,
+}
+
+/// What the snapshot thread reports back.
+pub(crate) struct SnapshotJobDone {
+    group: u64,
+    incarnation: u64,
+    written: Result<storage::SnapshotFile, StorageError>,
+}
+
+/// Writes snapshot files for the host thread, one at a time, and reports each back
+/// through the host's input queue (held weakly, so it never keeps the host alive).
+fn snapshot_thread(
+    writer: storage::SnapshotWriter,
+    jobs: std::sync::mpsc::Receiver<SnapshotJob>,
+    done: mpsc::WeakSender<Input>,
+) {
+    while let Ok(job) = jobs.recv() {
+        let written = writer.write(job.group, &job.snap);
+        let Some(tx) = done.upgrade() else { return };
+        let report = SnapshotJobDone {
+            group: job.group,
+            incarnation: job.incarnation,
+            written,
+        };
+        if tx.blocking_send(Input::SnapshotWritten(report)).is_err() {
+            return;
+        }
+    }
 }
 
 /// The shared part of a running host: its input queue and thread. The thread stops
@@ -265,6 +306,17 @@ impl Host {
                 }
             }
         });
+        let (snapshot_jobs, jobs) = std::sync::mpsc::channel();
+        let writer = log.snapshot_writer();
+        let done = tx.downgrade();
+        let snapshot_thread = std::thread::Builder::new()
+            .name("snapshots".to_string())
+            .spawn(move || snapshot_thread(writer, jobs, done))
+            .map_err(|e| StorageError::Io {
+                what: "spawn snapshot thread",
+                path: cfg.data_dir.clone(),
+                source: e,
+            })?;
         let mut state = Loop {
             engine_cfg,
             groups: states,
@@ -274,6 +326,8 @@ impl Host {
             outbox: HashMap::new(),
             scratch: Vec::with_capacity(1024),
             failed: None,
+            snapshot_jobs,
+            snapshot_thread: Some(snapshot_thread),
         };
         let name = match &specs[..] {
             [one] => format!("replica-{}", one.group),
@@ -281,7 +335,10 @@ impl Host {
         };
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || state.run(rx))
+            .spawn(move || {
+                state.run(rx);
+                state.stop_snapshots();
+            })
             .map_err(|e| StorageError::Io {
                 what: "spawn host thread",
                 path: cfg.data_dir.clone(),
@@ -400,6 +457,13 @@ struct Group<E> {
     reads: BTreeMap<u64, (Query, QueryReply, Term, Option<u64>)>,
     /// Ticks since the group started here.
     ticks: u64,
+    /// Bytes of commands applied since the last snapshot, and that snapshot's size.
+    applied_bytes: u64,
+    snapshot_bytes: u64,
+    /// A snapshot file is being written for this group (one at a time).
+    snapshot_writing: bool,
+    /// Which life of this group id on this node (a group can be removed and come back).
+    incarnation: u64,
     /// Confirmed reads waiting for `applied` to reach their index (with the tick a
     /// follower's read gives up at).
     confirmed: Vec<(LogIndex, Query, QueryReply, Option<u64>)>,
@@ -423,9 +487,20 @@ struct Loop<E: ReplicaEngine> {
     /// Reused encoding buffer (no allocation per message).
     scratch: Vec<u8>,
     failed: Option<String>,
+    /// Snapshot files to write off this thread, and the thread writing them.
+    snapshot_jobs: std::sync::mpsc::Sender<SnapshotJob>,
+    snapshot_thread: Option<JoinHandle<()>>,
 }
 
 impl<E: ReplicaEngine> Loop<E> {
+    /// Stops the snapshot thread once it has finished the file in hand.
+    fn stop_snapshots(&mut self) {
+        self.snapshot_jobs = std::sync::mpsc::channel().0;
+        if let Some(t) = self.snapshot_thread.take() {
+            let _ = t.join();
+        }
+    }
+
     fn run(&mut self, mut rx: mpsc::Receiver<Input>) {
         let mut touched: Vec<u64> = Vec::new();
         while let Some(first) = rx.blocking_recv() {
@@ -582,6 +657,28 @@ impl<E: ReplicaEngine> Loop<E> {
                     }
                 }
             }
+            Input::SnapshotWritten(done) => {
+                let current = self
+                    .groups
+                    .get_mut(&done.group)
+                    .filter(|g| g.incarnation == done.incarnation);
+                match (current, done.written) {
+                    (_, Err(e)) => self.fail(e.to_string()),
+                    (None, Ok(file)) => self.log.discard_written(file),
+                    (Some(g), Ok(file)) => {
+                        g.snapshot_writing = false;
+                        if self.failed.is_none() {
+                            if let Err(e) = self
+                                .log
+                                .compact_written(done.group, file)
+                                .and_then(|()| self.log.sync())
+                            {
+                                self.fail(e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
             Input::ChangeConfig(group, change, reply) => {
                 let result = match self.groups.get_mut(&group) {
                     _ if self.failed.is_some() => Err(ClientError::Storage(
@@ -692,6 +789,8 @@ impl<E: ReplicaEngine> Loop<E> {
                     reason: e.to_string(),
                 })?;
                 g.applied = snap.meta.index;
+                g.snapshot_bytes = snap.data.len() as u64;
+                g.applied_bytes = 0;
                 tracing::info!(
                     group = *id,
                     index = snap.meta.index.0,
@@ -724,12 +823,33 @@ impl<E: ReplicaEngine> Loop<E> {
             g.apply(ready);
             g.engine.advance(ready.number);
             g.fail_stale_reads();
-            if g.applied - g.engine.snapshot_index() >= self.compact_every
+            // A snapshot writes the whole state: take one only once the log since the
+            // last one is at least as large, so that snapshots never cost more disk
+            // and CPU than the writes they absorb (a large store under small writes
+            // would otherwise rewrite itself every `compact_every` entries).
+            if !g.snapshot_writing
+                && g.applied - g.engine.snapshot_index() >= self.compact_every
+                && g.applied_bytes >= g.snapshot_bytes
                 && g.engine.compact(g.applied, g.kv.snapshot()).is_ok()
             {
                 let snap = g.engine.snapshot().expect("just taken").clone();
-                self.log.compact(*id, &snap)?;
-                self.log.sync()?;
+                g.snapshot_bytes = snap.data.len() as u64;
+                g.applied_bytes = 0;
+                // The file (the whole state) is written and fsynced on the snapshot
+                // thread: tens of milliseconds for a large store, which here would
+                // stall every group's writes. The log keeps the entries it covers
+                // until the compaction is recorded.
+                g.snapshot_writing = true;
+                let job = SnapshotJob {
+                    group: *id,
+                    incarnation: g.incarnation,
+                    snap,
+                };
+                if let Err(std::sync::mpsc::SendError(job)) = self.snapshot_jobs.send(job) {
+                    g.snapshot_writing = false;
+                    self.log.compact(*id, &job.snap)?;
+                    self.log.sync()?;
+                }
             }
         }
         self.flush_outbox();
@@ -830,6 +950,7 @@ impl<E: ReplicaEngine> Group<E> {
             .as_ref()
             .map(|s| s.meta.index)
             .unwrap_or_default();
+        let snapshot_bytes = rec.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
         let mut ecfg = engine_cfg.clone();
         E::salt_seed(&mut ecfg, group);
         let engine = E::boot(ecfg, rec)?;
@@ -842,6 +963,10 @@ impl<E: ReplicaEngine> Group<E> {
             proposals: BTreeMap::new(),
             reads: BTreeMap::new(),
             ticks: 0,
+            applied_bytes: 0,
+            snapshot_bytes,
+            snapshot_writing: false,
+            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
             confirmed: Vec::new(),
             purging: None,
             next_ctx: 0,
@@ -856,7 +981,10 @@ impl<E: ReplicaEngine> Group<E> {
         for e in std::mem::take(&mut ready.committed_entries) {
             self.applied = e.index;
             let response = match &e.payload {
-                Payload::Command(cmd) => Some(self.kv.apply(cmd.clone())),
+                Payload::Command(cmd) => {
+                    self.applied_bytes += cmd.len() as u64;
+                    Some(self.kv.apply(cmd.clone()))
+                }
                 Payload::Noop | Payload::Config(_) => None,
             };
             if let Some((term, reply)) = self.proposals.remove(&e.index) {

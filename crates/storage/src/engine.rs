@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes};
-use consensus::{Entry, HardState, LogIndex, Recovered, Snapshot, Term};
+use consensus::{Entry, HardState, LogIndex, Recovered, Snapshot, SnapshotMeta, Term};
 
 use crate::snapshot;
 use crate::{FsyncPolicy, StorageError};
@@ -102,6 +102,34 @@ pub struct LogEngine {
     reclaim_after_sync: bool,
     failed: Option<String>,
     stats: EngineStats,
+}
+
+/// Writes snapshot files on any thread; from [`LogEngine::snapshot_writer`].
+#[derive(Clone, Debug)]
+pub struct SnapshotWriter {
+    dir: PathBuf,
+    sync: bool,
+}
+
+/// A snapshot file a [`SnapshotWriter`] wrote (durably, under its final name), to be
+/// recorded by [`LogEngine::compact_written`].
+#[derive(Debug)]
+pub struct SnapshotFile {
+    path: PathBuf,
+    meta: SnapshotMeta,
+}
+
+impl SnapshotWriter {
+    /// Writes `snap` of `group` atomically (temporary file, fsync, rename, directory
+    /// fsync, as the engine does). Errors are the engine's: the caller should treat
+    /// one as a storage failure.
+    pub fn write(&self, group: u64, snap: &Snapshot) -> Result<SnapshotFile, StorageError> {
+        let path = snapshot::write(&self.dir, group, snap, self.sync)?;
+        Ok(SnapshotFile {
+            path,
+            meta: snap.meta.clone(),
+        })
+    }
 }
 
 /// What replaying the log found for one group.
@@ -571,6 +599,12 @@ impl LogEngine {
         }
         let sync = self.opts.fsync == FsyncPolicy::Always;
         let path = snapshot::write(&self.snap_dir, group, snap, sync).map_err(|e| self.fail(e))?;
+        self.record_snapshot(group, &snap.meta, path, kind);
+        Ok(())
+    }
+
+    /// Points the group at its new snapshot file and queues the record that says so.
+    fn record_snapshot(&mut self, group: u64, meta: &SnapshotMeta, path: PathBuf, kind: u8) {
         // A dropped earlier incarnation of this group may have left a snapshot of the
         // same name (same group, index and term: the same state) waiting for deletion;
         // it is now this incarnation's snapshot and must stay.
@@ -582,15 +616,63 @@ impl LogEngine {
             self.obsolete_snapshots.push(old);
         }
         let st = self.group(group);
-        st.base_index = snap.meta.index;
-        st.base_term = snap.meta.term;
+        st.base_index = meta.index;
+        st.base_term = meta.term;
         if kind == KIND_INSTALL {
-            st.last_index = snap.meta.index;
+            st.last_index = meta.index;
         }
         let mut body = Vec::with_capacity(16);
-        body.put_u64_le(snap.meta.index.0);
-        body.put_u64_le(snap.meta.term.0);
+        body.put_u64_le(meta.index.0);
+        body.put_u64_le(meta.term.0);
         self.push_record(kind, group, &body);
+    }
+
+    /// A writer of snapshot files for another thread: a large state is written and
+    /// fsynced there while this engine keeps logging, and
+    /// [`LogEngine::compact_written`] then records the compaction.
+    pub fn snapshot_writer(&self) -> SnapshotWriter {
+        SnapshotWriter {
+            dir: self.snap_dir.clone(),
+            sync: self.opts.fsync == FsyncPolicy::Always,
+        }
+    }
+
+    /// Deletes a snapshot `file` a [`SnapshotWriter`] wrote that is not to be recorded
+    /// (its group was dropped and perhaps added again since); never one the engine uses.
+    pub fn discard_written(&mut self, file: SnapshotFile) {
+        let in_use = self
+            .groups
+            .values()
+            .any(|st| st.snapshot_file.as_ref() == Some(&file.path));
+        if !in_use {
+            let _ = fs::remove_file(&file.path);
+        }
+    }
+
+    /// Records the compaction whose snapshot `file` a [`SnapshotWriter`] wrote, like
+    /// [`LogEngine::compact`] (durable with the next `sync`). Until then the log keeps
+    /// every entry the snapshot covers, so a crash in between recovers from the
+    /// previous snapshot and the log (the unrecorded file is deleted at the next
+    /// open). A file the group no longer needs (it was dropped, or a newer snapshot
+    /// covers it) is deleted at once.
+    pub fn compact_written(&mut self, group: u64, file: SnapshotFile) -> Result<(), StorageError> {
+        self.check()?;
+        let needed = self
+            .groups
+            .get(&group)
+            .map(|st| file.meta.index > st.base_index && file.meta.index <= st.last_index);
+        if needed != Some(true) {
+            if self
+                .groups
+                .get(&group)
+                .and_then(|st| st.snapshot_file.as_ref())
+                != Some(&file.path)
+            {
+                let _ = fs::remove_file(&file.path);
+            }
+            return Ok(());
+        }
+        self.record_snapshot(group, &file.meta, file.path, KIND_COMPACT);
         Ok(())
     }
 

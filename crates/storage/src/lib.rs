@@ -39,7 +39,7 @@ mod snapshot;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use engine::{EngineStats, LogEngine, Options};
+pub use engine::{EngineStats, LogEngine, Options, SnapshotFile, SnapshotWriter};
 
 /// When to call fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

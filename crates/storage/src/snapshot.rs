@@ -12,7 +12,7 @@ use bytes::Bytes;
 use consensus::{Snapshot, SnapshotMeta};
 
 use crate::StorageError;
-use consensus::codec::{get_snapshot_meta, put_bytes, put_snapshot_meta, Reader};
+use consensus::codec::{get_snapshot_meta, put_snapshot_meta, Reader};
 
 const MAGIC: &[u8; 8] = b"HAKVSNAP";
 const VERSION: u8 = 1;
@@ -32,14 +32,15 @@ pub(crate) fn write(
     snap: &Snapshot,
     sync: bool,
 ) -> Result<PathBuf, StorageError> {
-    let mut buf = Vec::with_capacity(snap.data.len() + 64);
-    buf.extend_from_slice(MAGIC);
-    buf.push(VERSION);
-    buf.extend_from_slice(&group.to_le_bytes());
-    put_snapshot_meta(&mut buf, &snap.meta);
-    put_bytes(&mut buf, &snap.data);
-    let crc = crc32c::crc32c(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
+    // The header is small; the data (possibly many megabytes) is written from where it
+    // is, not copied, and the checksum covers both.
+    let mut header = Vec::with_capacity(64);
+    header.extend_from_slice(MAGIC);
+    header.push(VERSION);
+    header.extend_from_slice(&group.to_le_bytes());
+    put_snapshot_meta(&mut header, &snap.meta);
+    header.extend_from_slice(&(snap.data.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header), &snap.data);
 
     let name = file_name(group, &snap.meta);
     let tmp = dir.join(format!("{name}.tmp"));
@@ -49,7 +50,10 @@ pub(crate) fn write(
         move |e| StorageError::io(what, &p, e)
     };
     let mut f = File::create(&tmp).map_err(io("create snapshot", &tmp))?;
-    f.write_all(&buf).map_err(io("write snapshot", &tmp))?;
+    f.write_all(&header)
+        .and_then(|()| f.write_all(&snap.data))
+        .and_then(|()| f.write_all(&crc.to_le_bytes()))
+        .map_err(io("write snapshot", &tmp))?;
     if sync {
         f.sync_all().map_err(io("fsync snapshot", &tmp))?;
     }
