@@ -23,7 +23,7 @@ mod store;
 pub use command::{Command, ExpireCond, Expiry, SetCond, COMMAND_VERSION};
 pub use hash::key_hash;
 pub use store::{
-    parse_i64, KvError, KvStore, Query, QueryResult, Response, SNAPSHOT_VERSION, VALUE_MAX,
+    parse_i64, KvError, KvStore, KvView, Query, QueryResult, Response, SNAPSHOT_VERSION, VALUE_MAX,
 };
 
 /// Why bytes could not be decoded.

@@ -112,8 +112,8 @@ pub(crate) enum Input {
         oneshot::Sender<Result<Arc<AtomicU64>, ClientError>>,
     ),
     RemoveGroup(u64),
-    /// The snapshot thread wrote (or failed to write) a group's snapshot file.
-    SnapshotWritten(SnapshotJobDone),
+    /// The snapshot thread finished a job.
+    SnapshotDone(SnapshotJobDone),
     ChangeConfig(u64, ConfigChange, oneshot::Sender<Result<(), ClientError>>),
     Transfer(u64, NodeId),
     Prefer(u64, Option<NodeId>),
@@ -123,22 +123,40 @@ pub(crate) enum Input {
 /// Numbers the lives of groups on this node (see `Group::incarnation`).
 static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
 
-/// A snapshot file to write on the snapshot thread.
-pub(crate) struct SnapshotJob {
-    group: u64,
-    /// Which life of the group on this node took it (a group id can come back).
-    incarnation: u64,
-    snap: consensus::Snapshot,
+/// Work for the snapshot thread, which keeps whole-state work off the host thread.
+pub(crate) enum SnapshotJob {
+    /// Encode `view`, the state of `group` at `index`.
+    Encode {
+        group: u64,
+        /// Which life of the group on this node took it (a group id can come back).
+        incarnation: u64,
+        index: LogIndex,
+        view: kv::KvView,
+    },
+    /// Write the snapshot's file (and fsync it).
+    Write {
+        group: u64,
+        incarnation: u64,
+        snap: consensus::Snapshot,
+    },
 }
 
 /// What the snapshot thread reports back.
-pub(crate) struct SnapshotJobDone {
-    group: u64,
-    incarnation: u64,
-    written: Result<storage::SnapshotFile, StorageError>,
+pub(crate) enum SnapshotJobDone {
+    Encoded {
+        group: u64,
+        incarnation: u64,
+        index: LogIndex,
+        data: Bytes,
+    },
+    Written {
+        group: u64,
+        incarnation: u64,
+        written: Result<storage::SnapshotFile, StorageError>,
+    },
 }
 
-/// Writes snapshot files for the host thread, one at a time, and reports each back
+/// Runs snapshot jobs for the host thread, one at a time, and reports each back
 /// through the host's input queue (held weakly, so it never keeps the host alive).
 fn snapshot_thread(
     writer: storage::SnapshotWriter,
@@ -146,14 +164,30 @@ fn snapshot_thread(
     done: mpsc::WeakSender<Input>,
 ) {
     while let Ok(job) = jobs.recv() {
-        let written = writer.write(job.group, &job.snap);
-        let Some(tx) = done.upgrade() else { return };
-        let report = SnapshotJobDone {
-            group: job.group,
-            incarnation: job.incarnation,
-            written,
+        let report = match job {
+            SnapshotJob::Encode {
+                group,
+                incarnation,
+                index,
+                view,
+            } => SnapshotJobDone::Encoded {
+                group,
+                incarnation,
+                index,
+                data: view.encode(),
+            },
+            SnapshotJob::Write {
+                group,
+                incarnation,
+                snap,
+            } => SnapshotJobDone::Written {
+                group,
+                incarnation,
+                written: writer.write(group, &snap),
+            },
         };
-        if tx.blocking_send(Input::SnapshotWritten(report)).is_err() {
+        let Some(tx) = done.upgrade() else { return };
+        if tx.blocking_send(Input::SnapshotDone(report)).is_err() {
             return;
         }
     }
@@ -493,7 +527,63 @@ struct Loop<E: ReplicaEngine> {
 }
 
 impl<E: ReplicaEngine> Loop<E> {
-    /// Stops the snapshot thread once it has finished the file in hand.
+    /// The snapshot thread's report: an encoded state becomes the engine's snapshot
+    /// and goes back to be written; a written file is recorded in the log.
+    fn snapshot_done(&mut self, done: SnapshotJobDone) {
+        let (group, incarnation) = match &done {
+            SnapshotJobDone::Encoded {
+                group, incarnation, ..
+            }
+            | SnapshotJobDone::Written {
+                group, incarnation, ..
+            } => (*group, *incarnation),
+        };
+        let current = self
+            .groups
+            .get_mut(&group)
+            .filter(|g| g.incarnation == incarnation);
+        match (current, done) {
+            (
+                _,
+                SnapshotJobDone::Written {
+                    written: Err(e), ..
+                },
+            ) => self.fail(e.to_string()),
+            (None, SnapshotJobDone::Written { written: Ok(f), .. }) => self.log.discard_written(f),
+            (None, SnapshotJobDone::Encoded { .. }) => {}
+            (Some(g), SnapshotJobDone::Encoded { index, data, .. }) => {
+                // Refused when a newer snapshot (from the leader) already covers it.
+                if self.failed.is_some() || g.engine.compact(index, data).is_err() {
+                    g.snapshot_writing = false;
+                    return;
+                }
+                let snap = g.engine.snapshot().expect("just taken").clone();
+                g.snapshot_bytes = snap.data.len() as u64;
+                let job = SnapshotJob::Write {
+                    group,
+                    incarnation,
+                    snap,
+                };
+                if self.snapshot_jobs.send(job).is_err() {
+                    g.snapshot_writing = false;
+                }
+            }
+            (Some(g), SnapshotJobDone::Written { written: Ok(f), .. }) => {
+                g.snapshot_writing = false;
+                if self.failed.is_none() {
+                    if let Err(e) = self
+                        .log
+                        .compact_written(group, f)
+                        .and_then(|()| self.log.sync())
+                    {
+                        self.fail(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the snapshot thread once it has finished the job in hand.
     fn stop_snapshots(&mut self) {
         self.snapshot_jobs = std::sync::mpsc::channel().0;
         if let Some(t) = self.snapshot_thread.take() {
@@ -657,28 +747,7 @@ impl<E: ReplicaEngine> Loop<E> {
                     }
                 }
             }
-            Input::SnapshotWritten(done) => {
-                let current = self
-                    .groups
-                    .get_mut(&done.group)
-                    .filter(|g| g.incarnation == done.incarnation);
-                match (current, done.written) {
-                    (_, Err(e)) => self.fail(e.to_string()),
-                    (None, Ok(file)) => self.log.discard_written(file),
-                    (Some(g), Ok(file)) => {
-                        g.snapshot_writing = false;
-                        if self.failed.is_none() {
-                            if let Err(e) = self
-                                .log
-                                .compact_written(done.group, file)
-                                .and_then(|()| self.log.sync())
-                            {
-                                self.fail(e.to_string());
-                            }
-                        }
-                    }
-                }
-            }
+            Input::SnapshotDone(done) => self.snapshot_done(done),
             Input::ChangeConfig(group, change, reply) => {
                 let result = match self.groups.get_mut(&group) {
                     _ if self.failed.is_some() => Err(ClientError::Storage(
@@ -827,28 +896,27 @@ impl<E: ReplicaEngine> Loop<E> {
             // last one is at least as large, so that snapshots never cost more disk
             // and CPU than the writes they absorb (a large store under small writes
             // would otherwise rewrite itself every `compact_every` entries).
+            // A snapshot holds the whole state: take one only once the log since the
+            // last one is at least as large, so that snapshots never cost more disk
+            // and CPU than the writes they absorb (a large store under small writes
+            // would otherwise rewrite itself every `compact_every` entries).
             if !g.snapshot_writing
                 && g.applied - g.engine.snapshot_index() >= self.compact_every
                 && g.applied_bytes >= g.snapshot_bytes
-                && g.engine.compact(g.applied, g.kv.snapshot()).is_ok()
             {
-                let snap = g.engine.snapshot().expect("just taken").clone();
-                g.snapshot_bytes = snap.data.len() as u64;
-                g.applied_bytes = 0;
-                // The file (the whole state) is written and fsynced on the snapshot
-                // thread: tens of milliseconds for a large store, which here would
-                // stall every group's writes. The log keeps the entries it covers
-                // until the compaction is recorded.
+                // Encoding and writing the whole state take tens of milliseconds for a
+                // large store, which here would stall every group: they happen on the
+                // snapshot thread, from a view that shares the values.
                 g.snapshot_writing = true;
-                let job = SnapshotJob {
+                g.applied_bytes = 0;
+                let job = SnapshotJob::Encode {
                     group: *id,
                     incarnation: g.incarnation,
-                    snap,
+                    index: g.applied,
+                    view: g.kv.view(),
                 };
-                if let Err(std::sync::mpsc::SendError(job)) = self.snapshot_jobs.send(job) {
-                    g.snapshot_writing = false;
-                    self.log.compact(*id, &job.snap)?;
-                    self.log.sync()?;
+                if self.snapshot_jobs.send(job).is_err() {
+                    g.snapshot_writing = false; // no snapshot thread: skip this one
                 }
             }
         }
