@@ -196,10 +196,14 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts(engine: &
         && leader_lines
             .iter()
             .all(|l| l.ends_with(" 0") || l.ends_with(" 1"));
+    // /health names the one data shard's role (tools such as bench/compare.sh find
+    // the leader by it), whatever the meta group does on this node.
+    let health = http_get(port + 20_000, "/health");
+    let has_metrics = has_metrics && health.contains("ok node=1 role=");
     if !ok || !refused || !has_metrics {
         stop(cluster);
         panic!(
-            "ctl status ok: {ok} ({text}); second cluster refused: {refused}; metrics: {metrics}"
+            "ctl status ok: {ok} ({text}); second cluster refused: {refused}; health: {health}; metrics: {metrics}"
         );
     }
 

@@ -81,17 +81,23 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
                         s.as_ref().err().map(|e| format!("shard {shard}: {e}"))
                     })
                     .collect();
-                let led = statuses
+                // The data shards (the meta group is housekeeping: an unsharded
+                // cluster's node still reports its one shard's role).
+                let data: Vec<&(u32, Result<Status, String>)> = statuses
+                    .iter()
+                    .filter(|(shard, _)| *shard != META_SHARD)
+                    .collect();
+                let led = data
                     .iter()
                     .filter(|(_, s)| matches!(s, Ok(s) if s.role == Role::Leader))
                     .count();
-                let leaderless = statuses
+                let leaderless = data
                     .iter()
                     .filter(|(_, s)| matches!(s, Ok(s) if s.leader.is_none()))
                     .count();
-                match (failed.is_empty(), statuses.first()) {
+                match (failed.is_empty(), data.first()) {
                     (false, _) => (503, "text/plain", format!("unhealthy: {}\n", failed.join("; "))),
-                    (true, Some((_, Ok(first)))) if statuses.len() == 1 => (
+                    (true, Some((_, Ok(first)))) if data.len() == 1 => (
                         200,
                         "text/plain",
                         format!(
@@ -107,7 +113,7 @@ async fn handle(mut stream: TcpStream, o: Arc<Observed>) {
                         format!(
                             "ok node={} shards_held={} shards_led={led} shards_without_leader={leaderless}\n",
                             o.node_id,
-                            statuses.len()
+                            data.len()
                         ),
                     ),
                 }
