@@ -250,8 +250,9 @@ async fn serve(mut args: ServerArgs) -> i32 {
         },
     };
     // Peer frames pass through the front's router: forwarded client requests go to the
-    // front, consensus traffic to the host.
-    let (host_tx, host_rx) = tokio::sync::mpsc::channel(1024);
+    // front, consensus traffic straight into the host's queue (`Host::peer_inbox`), so
+    // the host's own intake channel stays unused.
+    let (_, host_rx) = tokio::sync::mpsc::channel(1);
     let started = match args.consensus {
         Consensus::Raft => {
             let mut raft = raft::Config::new(node);
@@ -306,7 +307,11 @@ async fn serve(mut args: ServerArgs) -> i32 {
         transport.clone(),
         detector_rx,
     ));
-    let router = tokio::spawn(front.clone().route(incoming, host_tx, Some(detector_tx)));
+    let router = tokio::spawn(
+        front
+            .clone()
+            .route(incoming, host.peer_inbox(), Some(detector_tx)),
+    );
     let manager = tokio::spawn(node::cluster::run(
         ManagerConfig {
             node_id: node,

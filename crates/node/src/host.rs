@@ -193,6 +193,24 @@ fn snapshot_thread(
     }
 }
 
+/// Delivers peer frames to a host's thread (from [`Host::peer_inbox`]). Holds the
+/// queue weakly, so it never keeps a stopped host alive.
+#[derive(Clone)]
+pub struct PeerInbox {
+    tx: mpsc::WeakSender<Input>,
+}
+
+impl PeerInbox {
+    /// Queues `m` for the host, waiting while its queue is full; false once the host
+    /// has stopped.
+    pub async fn deliver(&self, m: Incoming) -> bool {
+        match self.tx.upgrade() {
+            Some(tx) => tx.send(Input::Peer(m)).await.is_ok(),
+            None => false,
+        }
+    }
+}
+
 /// The shared part of a running host: its input queue and thread. The thread stops
 /// when the last holder (the [`Host`] or any [`Replica`] handle) is dropped.
 pub(crate) struct HostCore {
@@ -393,6 +411,15 @@ impl Host {
             core,
             replicas: Mutex::new(replicas),
         })
+    }
+
+    /// Where the node's router hands this host its consensus frames: straight into
+    /// the host thread's queue, one hop fewer than the `incoming` channel given to
+    /// [`Host::start`] (which goes through a forwarding task).
+    pub fn peer_inbox(&self) -> PeerInbox {
+        PeerInbox {
+            tx: self.core.tx.downgrade(),
+        }
     }
 
     /// The handle of `group`, if this host runs it.
@@ -844,7 +871,12 @@ impl<E: ReplicaEngine> Loop<E> {
     /// One round of Readies from many groups: everything they must persist is written,
     /// then made durable by a single fsync, then applied and answered.
     fn round(&mut self, readies: &mut [(u64, Ready<E::Message>)]) -> Result<(), StorageError> {
-        let mut wrote = false;
+        // Whether anything written must be durable before the round goes on: the
+        // engines say (`Ready::must_sync`). A hard state that only moved the commit
+        // index need not be (it is re-learned from the leader), so it rides along with
+        // the next fsync instead of costing one of its own between a leader's commit
+        // and its reply.
+        let mut must_sync = false;
         for (id, ready) in readies.iter_mut() {
             for out in std::mem::take(&mut ready.messages) {
                 self.queue(out.to, *id, &out.msg);
@@ -867,21 +899,19 @@ impl<E: ReplicaEngine> Loop<E> {
                     bytes = snap.data.len(),
                     "installed a snapshot from the leader"
                 );
-                wrote = true;
             }
             if !ready.entries.is_empty() {
                 self.log.append(*id, &ready.entries)?;
-                wrote = true;
             }
             if let Some(hs) = ready.hard_state {
                 self.log.set_hard_state(*id, hs)?;
-                wrote = true;
             }
+            must_sync |= ready.must_sync;
         }
         // Messages that need nothing durable leave before the fsync (a leader's appends
         // reach followers while its own disk works).
         self.flush_outbox();
-        if wrote {
+        if must_sync {
             self.log.sync()?; // the group commit: one fsync for every group's batch
         }
         for (id, ready) in readies.iter_mut() {

@@ -121,12 +121,12 @@ impl Front {
 
     /// Routes peer frames: forwarding traffic to this front, failure-detector traffic
     /// to `detector_tx` (dropped when its queue is full: probes are retried, and a
-    /// busy node must not stall consensus for them), everything else to `replica_tx`
-    /// (the host's input). Runs until `incoming` closes.
+    /// busy node must not stall consensus for them), everything else to `host` (straight
+    /// into the host thread's queue). Runs until `incoming` closes.
     pub async fn route(
         self: Arc<Self>,
         mut incoming: mpsc::Receiver<Incoming>,
-        replica_tx: mpsc::Sender<Incoming>,
+        host: crate::host::PeerInbox,
         detector_tx: Option<mpsc::Sender<Incoming>>,
     ) {
         while let Some(m) = incoming.recv().await {
@@ -136,7 +136,7 @@ impl Front {
                 if let Some(d) = &detector_tx {
                     let _ = d.try_send(m);
                 }
-            } else if replica_tx.send(m).await.is_err() {
+            } else if !host.deliver(m).await {
                 return;
             }
         }
