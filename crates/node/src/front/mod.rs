@@ -365,21 +365,25 @@ impl Front {
             None => {
                 // The likely leader first, then the shard's replicas, then any node
                 // at all as a last resort (each redirects to the leader it knows).
-                let mut candidates: Vec<NodeId> = Vec::new();
-                let guess = self.routing.leader_guess(shard);
-                let ordered = guess
-                    .into_iter()
-                    .chain(self.routing.replicas(shard))
-                    .chain(self.routing.known_nodes());
-                for n in ordered {
-                    let reachable = n != self.cfg.node_id && self.transport.is_up(n);
-                    if reachable && !candidates.contains(&n) {
+                let me = self.cfg.node_id;
+                let usable = |n: NodeId| n != me && self.transport.is_up(n);
+                let mut candidates: Vec<NodeId> = Vec::with_capacity(8);
+                let likely = self.routing.leader_guess(shard).into_iter();
+                for n in likely.chain(self.routing.replicas(shard)) {
+                    if usable(n) && !candidates.contains(&n) {
                         candidates.push(n);
                     }
                 }
-                // Enough to get past a few removed or leaderless replicas without
-                // sweeping a large cluster on every request.
-                candidates.truncate(8);
+                // Every other node only when no replica is reachable (after a restart,
+                // the meta group may have moved away from the nodes this one knows):
+                // listing them sorts every replica set, too much for every request.
+                if candidates.is_empty() {
+                    for n in self.routing.known_nodes() {
+                        if usable(n) && candidates.len() < 8 {
+                            candidates.push(n);
+                        }
+                    }
+                }
                 if candidates.is_empty() {
                     return err(format!(
                         "CLUSTERDOWN no replica of shard {shard} is reachable from node {}",
