@@ -79,6 +79,11 @@ pub struct ServerArgs {
     /// client-query-buffer-limit); beyond it the client gets an error and is closed.
     #[arg(long, default_value_t = 1 << 30)]
     pub max_pending_bytes: usize,
+    /// Threads of the node's async runtime (client connections, peer links, the
+    /// HTTP endpoint). The consensus host and the snapshot writer have a thread
+    /// each besides.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub worker_threads: u32,
 }
 
 /// The replication engines hakv can run.
@@ -125,7 +130,7 @@ pub fn run(args: ServerArgs) -> i32 {
         .with_target(false)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(args.worker_threads as usize)
         .enable_all()
         .build()
     {
