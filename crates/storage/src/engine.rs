@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use bytes::{BufMut, Bytes};
 use consensus::{Entry, HardState, LogIndex, Recovered, Snapshot, SnapshotMeta, Term};
@@ -17,6 +19,9 @@ const SEGMENT_VERSION: u8 = 1;
 const SEGMENT_HEADER_BYTES: u64 = 8 + 1 + 8;
 /// No record is larger (a command is bounded well below this by the engines).
 const RECORD_BYTES_MAX: u32 = 256 << 20;
+/// The first zero-filled segment after open is this large; each next one doubles, up
+/// to `segment_bytes_max`, so that a node that writes little never zero-fills much.
+const SPARE_BYTES_FIRST: u64 = 1 << 20;
 
 const KIND_ENTRIES: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
@@ -36,6 +41,12 @@ pub struct Options {
     pub fsync: FsyncPolicy,
     /// Start a new segment once the active one exceeds this size.
     pub segment_bytes_max: u64,
+    /// Zero-fill each next segment ahead of time, on another thread (only with
+    /// [`FsyncPolicy::Always`]). Writes into a file whose blocks are already written
+    /// change no file-system metadata, so each group commit's fsync flushes only the
+    /// data: on ext4 about half the time of an fsync that also commits the journal
+    /// for a growing file.
+    pub preallocate: bool,
 }
 
 impl Default for Options {
@@ -43,6 +54,7 @@ impl Default for Options {
         Options {
             fsync: FsyncPolicy::Always,
             segment_bytes_max: 64 << 20,
+            preallocate: true,
         }
     }
 }
@@ -60,6 +72,8 @@ pub struct EngineStats {
     pub segments: usize,
     /// Torn tail bytes cut off at the last open.
     pub torn_bytes_truncated: u64,
+    /// Segments started in a zero-filled file since open.
+    pub segments_preallocated: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -78,6 +92,38 @@ struct Segment {
     max_index: BTreeMap<u64, LogIndex>,
 }
 
+/// A zero-filled file for the next segment, made on another thread.
+struct Spare {
+    /// Its temporary name (renamed to the segment's name when it is used).
+    path: PathBuf,
+    size: u64,
+    made: mpsc::Receiver<io::Result<File>>,
+    /// The file, once made.
+    ready: Option<File>,
+}
+
+/// Makes a file of `size` zero bytes, durably: its blocks are allocated and written,
+/// so that later writes into it need no metadata update.
+fn make_spare(path: &Path, size: u64) -> io::Result<File> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)?;
+    // Flushed a megabyte at a time: one large flush would hold the disk's queue for
+    // tens of milliseconds, and every group commit of the log would wait behind it.
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        f.sync_data()?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    Ok(f)
+}
+
 /// The log of every replication group on one node. Not thread-safe by itself: the
 /// runtime owns it from one task and batches all groups' writes through it.
 pub struct LogEngine {
@@ -86,7 +132,13 @@ pub struct LogEngine {
     opts: Options,
     active: File,
     active_seq: u64,
+    /// Bytes of the active segment written so far: where the next write goes.
     active_bytes: u64,
+    /// Size of the active segment's zero-filled file (0: a plain file that grows
+    /// with every write).
+    active_prealloc: u64,
+    /// The next segment's zero-filled file, being made or ready.
+    spare: Option<Spare>,
     segments: BTreeMap<u64, Segment>,
     groups: BTreeMap<u64, GroupState>,
     pending: Vec<u8>,
@@ -175,6 +227,11 @@ impl LogEngine {
         for ent in fs::read_dir(&wal_dir).map_err(|e| StorageError::io("list", &wal_dir, e))? {
             let ent = ent.map_err(|e| StorageError::io("list", &wal_dir, e))?;
             let name = ent.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".spare") {
+                // A zero-filled file made ahead and never used (or half made).
+                let _ = fs::remove_file(ent.path());
+                continue;
+            }
             if let Some(seq) = name
                 .strip_suffix(".wal")
                 .and_then(|s| s.parse::<u64>().ok())
@@ -264,6 +321,8 @@ impl LogEngine {
             active,
             active_seq,
             active_bytes: SEGMENT_HEADER_BYTES,
+            active_prealloc: 0,
+            spare: None,
             segments,
             groups,
             pending: Vec::new(),
@@ -280,13 +339,100 @@ impl LogEngine {
         engine.start_segment_bookkeeping(path);
         engine.sync()?;
         engine.collect_segments();
+        // The segment opened here grows with every write; the log moves to a
+        // zero-filled one as soon as it is ready.
+        engine.start_spare();
         Ok((engine, recovered))
+    }
+
+    /// Starts making the next segment's zero-filled file on another thread, unless
+    /// one is already being made or preallocation is off.
+    fn start_spare(&mut self) {
+        if !self.opts.preallocate || self.opts.fsync != FsyncPolicy::Always || self.spare.is_some()
+        {
+            return;
+        }
+        let made_before = self.stats.segments_preallocated.min(32) as u32;
+        let size = (SPARE_BYTES_FIRST << made_before)
+            .min(self.opts.segment_bytes_max)
+            .max(SEGMENT_HEADER_BYTES);
+        let path = self
+            .wal_dir
+            .join(format!("{:020}.spare", self.active_seq + 1));
+        let (tx, made) = mpsc::channel();
+        let p = path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wal-spare".into())
+            .spawn(move || {
+                let _ = tx.send(make_spare(&p, size));
+            });
+        if spawned.is_ok() {
+            self.spare = Some(Spare {
+                path,
+                size,
+                made,
+                ready: None,
+            });
+        }
+    }
+
+    /// Whether the spare file is made (a failed one is forgotten: the next segment is
+    /// a plain file, and another spare is tried after it).
+    fn spare_ready(&mut self) -> bool {
+        let Some(spare) = &mut self.spare else {
+            return false;
+        };
+        if spare.ready.is_some() {
+            return true;
+        }
+        match spare.made.try_recv() {
+            Ok(Ok(f)) => {
+                spare.ready = Some(f);
+                true
+            }
+            Err(mpsc::TryRecvError::Empty) => false,
+            Ok(Err(_)) | Err(mpsc::TryRecvError::Disconnected) => {
+                // No space, most likely: the log goes on in plain files, which fail
+                // only when a write itself finds no space.
+                let _ = fs::remove_file(&spare.path);
+                self.spare = None;
+                false
+            }
+        }
+    }
+
+    /// Turns the ready spare into segment `seq` at `path`: header written and durable
+    /// before the file takes the segment's name, so that a `.wal` file always starts
+    /// with a valid header.
+    fn use_spare(&mut self, seq: u64, path: &Path) -> Option<Result<(File, u64), StorageError>> {
+        if !self.spare_ready() {
+            return None;
+        }
+        let spare = self.spare.take()?;
+        let f = spare.ready?;
+        let mut header = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
+        header.extend_from_slice(SEGMENT_MAGIC);
+        header.push(SEGMENT_VERSION);
+        header.put_u64_le(seq);
+        let done = f
+            .write_all_at(&header, 0)
+            .map_err(|e| StorageError::io("write segment header", &spare.path, e))
+            .and_then(|()| {
+                f.sync_data()
+                    .map_err(|e| StorageError::io("fsync segment", &spare.path, e))
+            })
+            .and_then(|()| {
+                fs::rename(&spare.path, path)
+                    .map_err(|e| StorageError::io("rename spare segment", path, e))
+            })
+            .and_then(|()| snapshot::sync_dir(&self.wal_dir));
+        Some(done.map(|()| (f, spare.size)))
     }
 
     fn create_segment(path: &Path, seq: u64, fsync: FsyncPolicy) -> Result<File, StorageError> {
         let mut f = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(|e| StorageError::io("create segment", path, e))?;
         let mut header = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
@@ -365,12 +511,31 @@ impl LogEngine {
             return Err(corrupt(path, 9, "segment number does not match its name"));
         }
         let mut off = SEGMENT_HEADER_BYTES;
+        let zeros_from = |from: u64| raw[(from.min(len)) as usize..].iter().all(|&b| b == 0);
         while off < len {
             let rest = len - off;
+            let o = off as usize;
+            // A zero-filled (preallocated) segment's records end where its zeros
+            // begin: no record starts with a zero length. The last segment's zeros
+            // are cut off (it never takes writes again); elsewhere they are left.
+            if raw[o..o + (rest.min(8) as usize)].iter().all(|&b| b == 0) && zeros_from(off) {
+                if last {
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| StorageError::io("open segment", path, e))?;
+                    f.set_len(off)
+                        .map_err(|e| StorageError::io("truncate unused space", path, e))?;
+                    f.sync_all()
+                        .map_err(|e| StorageError::io("fsync truncated segment", path, e))?;
+                }
+                break;
+            }
             let bad = |reason: &str, end: u64| -> Result<Option<u64>, StorageError> {
-                // The last record of the last segment may be torn by a crash; damage
-                // with intact data after it is corruption.
-                if last && end >= len {
+                // The last record of the last segment may be torn by a crash (and be
+                // followed by the zeros of a preallocated file); damage with intact
+                // data after it is corruption.
+                if last && (end >= len || zeros_from(end)) {
                     Ok(Some(off))
                 } else {
                     Err(corrupt(path, off, reason))
@@ -379,7 +544,6 @@ impl LogEngine {
             let verdict = if rest < 8 {
                 bad("truncated record header", len)?
             } else {
-                let o = off as usize;
                 let rlen = u32::from_le_bytes(raw[o..o + 4].try_into().expect("4"));
                 let crc = u32::from_le_bytes(raw[o + 4..o + 8].try_into().expect("4"));
                 let end = off + 8 + rlen as u64;
@@ -682,7 +846,8 @@ impl LogEngine {
         self.check()?;
         if !self.pending.is_empty() {
             let path = segment_path(&self.wal_dir, self.active_seq);
-            if let Err(e) = self.active.write_all(&self.pending) {
+            // Positioned: a preallocated file is already as long as it will be.
+            if let Err(e) = self.active.write_all_at(&self.pending, self.active_bytes) {
                 return Err(self.fail(StorageError::io("write log", &path, e)));
             }
             self.active_bytes += self.pending.len() as u64;
@@ -704,8 +869,14 @@ impl LogEngine {
             let _ = fs::remove_file(old);
         }
         // A fresh segment never rotates again from its own checkpoint (which can exceed
-        // a tiny segment_bytes_max): that would recurse without bound.
-        if self.active_bytes >= self.opts.segment_bytes_max && !self.rotating {
+        // a tiny segment_bytes_max): that would recurse without bound. A plain segment
+        // is left as soon as a zero-filled one is ready.
+        let full = if self.active_prealloc > 0 {
+            self.active_bytes >= self.active_prealloc
+        } else {
+            self.active_bytes >= self.opts.segment_bytes_max
+        };
+        if !self.rotating && (full || (self.active_prealloc == 0 && self.spare_ready())) {
             self.rotate()?;
         } else if reclaim {
             self.collect_segments();
@@ -758,16 +929,29 @@ impl LogEngine {
     fn rotate(&mut self) -> Result<(), StorageError> {
         let seq = self.active_seq + 1;
         let path = segment_path(&self.wal_dir, seq);
-        let f = Self::create_segment(&path, seq, self.opts.fsync).map_err(|e| self.fail(e))?;
+        let (f, prealloc) = match self.use_spare(seq, &path) {
+            Some(used) => used.map_err(|e| self.fail(e))?,
+            // No spare ready (still being made, or no space for one): a plain file,
+            // left again once a spare is ready.
+            None => (
+                Self::create_segment(&path, seq, self.opts.fsync).map_err(|e| self.fail(e))?,
+                0,
+            ),
+        };
+        if prealloc > 0 {
+            self.stats.segments_preallocated += 1;
+        }
         self.active = f;
         self.active_seq = seq;
         self.active_bytes = SEGMENT_HEADER_BYTES;
+        self.active_prealloc = prealloc;
         self.start_segment_bookkeeping(path);
         self.rotating = true;
         let synced = self.sync();
         self.rotating = false;
         synced?;
         self.collect_segments();
+        self.start_spare();
         Ok(())
     }
 

@@ -7,9 +7,11 @@
 //!  dir/
 //!    wal/00000000000000000001.wal   segment: header, then records
 //!    wal/00000000000000000002.wal   (each segment opens with a checkpoint of every group)
+//!    wal/00000000000000000003.spare the next segment, zero-filled ahead on another thread
 //!    snap/g…-i…-t….snap             snapshot files, written atomically
 //!
 //!  record = len u32 | crc32c u32 | kind u8 | group u64 | body        (crc covers kind..body)
+//!  a zero-filled segment's records end where its zeros begin (no record has length 0)
 //!  kinds: entries | hard state | compact (snapshot taken) | install (leader's snapshot)
 //!         | drop (the node no longer holds the group)
 //! ```
@@ -24,7 +26,8 @@
 //!   gone for good: not recovered, not in checkpoints, its snapshot deleted and its
 //!   segments reclaimable; a crash before that sync recovers it whole. The same group
 //!   written again later is a new incarnation, recovered from empty;
-//! - a torn tail (a crash mid-write) is detected by length and CRC and cut off;
+//! - a torn tail (a crash mid-write) is detected by length and CRC and cut off, also
+//!   when zeros of a preallocated segment follow it;
 //!   corruption anywhere else is reported ([`StorageError::Corrupt`]) and nothing is
 //!   silently skipped;
 //! - once a write or fsync fails, the engine refuses all further work

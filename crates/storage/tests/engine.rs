@@ -48,10 +48,21 @@ fn indexes(r: &Recovered) -> Vec<(u64, u64)> {
     r.entries.iter().map(|e| (e.index.0, e.term.0)).collect()
 }
 
+/// Segments that grow with every write (no zero-filled files made ahead), for tests
+/// that cut or extend files by length.
+fn plain() -> Options {
+    Options {
+        preallocate: false,
+        ..Options::default()
+    }
+}
+
+/// The segment files (not the zero-filled spares made ahead), oldest first.
 fn wal_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir.join("wal"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
         .collect();
     v.sort();
     v
@@ -131,7 +142,7 @@ fn appends_that_leave_a_gap_are_refused() {
 fn a_torn_tail_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut e, _) = open(dir.path());
+        let (mut e, _) = LogEngine::open(dir.path(), plain()).unwrap();
         e.append(1, &[ent(1, 1, "a"), ent(2, 1, "b")]).unwrap();
         e.sync().unwrap();
     }
@@ -141,7 +152,7 @@ fn a_torn_tail_is_cut_off() {
     f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]).unwrap();
     drop(f);
     let len_before = fs::metadata(&last).unwrap().len();
-    let (e, rec) = open(dir.path());
+    let (e, rec) = LogEngine::open(dir.path(), plain()).unwrap();
     assert_eq!(indexes(&rec[&1]), vec![(1, 1), (2, 1)]);
     assert_eq!(e.stats().torn_bytes_truncated, 11);
     assert_eq!(fs::metadata(&last).unwrap().len(), len_before - 11);
@@ -216,6 +227,7 @@ fn old_segments_are_deleted_once_compacted() {
     let opts = Options {
         fsync: FsyncPolicy::Always,
         segment_bytes_max: 4096,
+        ..Options::default()
     };
     {
         let (mut e, _) = LogEngine::open(dir.path(), opts.clone()).unwrap();
@@ -300,7 +312,7 @@ proptest! {
     #[test]
     fn recovery_matches_a_naive_model(ops in proptest::collection::vec(arb_op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options { fsync: FsyncPolicy::Never, segment_bytes_max: 512 };
+        let opts = Options { fsync: FsyncPolicy::Never, segment_bytes_max: 512, ..Options::default() };
         let (mut e, _) = LogEngine::open(dir.path(), opts.clone()).unwrap();
         let (mut live, mut durable) = (Model::default(), Model::default());
         let mut term_floor = 1;
@@ -377,6 +389,7 @@ fn a_tiny_segment_limit_rotates_once_per_sync_not_forever() {
     let opts = Options {
         fsync: FsyncPolicy::Never,
         segment_bytes_max: 1,
+        ..Options::default()
     };
     let (mut log, _) = LogEngine::open(dir, opts.clone()).unwrap();
     log.append(1, &[ent(1, 1, "a")]).unwrap();
@@ -493,4 +506,151 @@ fn a_drop_record_with_a_body_is_corruption() {
         Err(e) => panic!("expected corruption, got {e}"),
         Ok(_) => panic!("expected corruption, the log opened"),
     }
+}
+
+// --- Zero-filled (preallocated) segments ---------------------------------------------
+
+/// Small segments, preallocated: the first zero-filled file is the whole 64 KiB.
+fn preallocated() -> Options {
+    Options {
+        segment_bytes_max: 64 << 10,
+        ..Options::default()
+    }
+}
+
+/// Appends one 1 KiB entry per sync until the log has started `n` segments in
+/// zero-filled files (each is made on another thread, so this waits for them);
+/// returns the last index written.
+fn write_until_preallocated(e: &mut LogEngine, n: u64) -> u64 {
+    let mut index = 0;
+    let value = "v".repeat(1024);
+    while e.stats().segments_preallocated < n {
+        index += 1;
+        e.append(1, &[ent(index, 1, &value)]).unwrap();
+        e.sync().unwrap();
+        assert!(index < 100_000, "no zero-filled segment was ever used");
+        if index % 64 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    index
+}
+
+/// The point of preallocating: the active segment's file never grows while it takes
+/// writes (so an fsync has no file-system metadata to commit), and everything written
+/// into zero-filled files is recovered, with no torn bytes and no zeros left behind.
+#[test]
+fn zero_filled_segments_take_writes_without_growing_and_recover_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let last;
+    {
+        let (mut e, _) = LogEngine::open(dir.path(), preallocated()).unwrap();
+        write_until_preallocated(&mut e, 2);
+        let active = wal_files(dir.path()).pop().unwrap();
+        assert_eq!(fs::metadata(&active).unwrap().len(), 64 << 10);
+        let mut index = write_until_preallocated(&mut e, 2);
+        // A few more writes into the same file: still the same size.
+        let segments = e.stats().segments_preallocated;
+        for _ in 0..10 {
+            index += 1;
+            e.append(1, &[ent(index, 1, "small")]).unwrap();
+            e.sync().unwrap();
+        }
+        if e.stats().segments_preallocated == segments {
+            let active = wal_files(dir.path()).pop().unwrap();
+            assert_eq!(fs::metadata(&active).unwrap().len(), 64 << 10);
+        }
+        last = index;
+    }
+    let newest = wal_files(dir.path()).pop().unwrap();
+    let (e, rec) = LogEngine::open(dir.path(), preallocated()).unwrap();
+    let got = indexes(&rec[&1]);
+    assert_eq!(got.len() as u64, last);
+    assert_eq!(got.last(), Some(&(last, 1)));
+    assert_eq!(
+        e.stats().torn_bytes_truncated,
+        0,
+        "unused space is not a torn tail"
+    );
+    let len = fs::metadata(&newest).unwrap().len();
+    assert!(
+        len < 64 << 10,
+        "the last segment's unused zeros are cut off at open: {len} bytes"
+    );
+    let raw = fs::read(&newest).unwrap();
+    assert_ne!(
+        raw.last(),
+        Some(&0),
+        "no zero padding is left after the records"
+    );
+}
+
+/// A crash while writing into a zero-filled segment leaves a torn record followed by
+/// zeros (not the end of the file): it is cut off like any torn tail, and every
+/// record before it is recovered.
+#[test]
+fn a_torn_write_into_a_zero_filled_segment_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let last;
+    {
+        let (mut e, _) = LogEngine::open(dir.path(), preallocated()).unwrap();
+        last = write_until_preallocated(&mut e, 1) + 3;
+        for i in last - 2..=last {
+            e.append(1, &[ent(i, 1, "tail")]).unwrap();
+            e.sync().unwrap();
+        }
+    }
+    let seg = wal_files(dir.path()).pop().unwrap();
+    let mut raw = fs::read(&seg).unwrap();
+    assert_eq!(raw.len(), 64 << 10, "the crash found a zero-filled segment");
+    // The last record's final bytes never reached the disk.
+    let end = raw.iter().rposition(|&b| b != 0).unwrap() + 1;
+    raw[end - 4..end].fill(0);
+    fs::write(&seg, &raw).unwrap();
+    let (e, rec) = LogEngine::open(dir.path(), preallocated()).unwrap();
+    assert_eq!(indexes(&rec[&1]).last(), Some(&(last - 1, 1)));
+    assert!(e.stats().torn_bytes_truncated > 0);
+}
+
+/// Zeros never hide damage: a damaged record with intact records after it, in a
+/// zero-filled segment, is corruption, not a torn tail.
+#[test]
+fn damage_before_intact_records_in_a_zero_filled_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut e, _) = LogEngine::open(dir.path(), preallocated()).unwrap();
+        let i = write_until_preallocated(&mut e, 1);
+        e.append(1, &[ent(i + 1, 1, "damaged")]).unwrap();
+        e.sync().unwrap();
+        e.append(1, &[ent(i + 2, 1, "intact")]).unwrap();
+        e.sync().unwrap();
+    }
+    let seg = wal_files(dir.path()).pop().unwrap();
+    let mut raw = fs::read(&seg).unwrap();
+    let pos = raw.windows(7).position(|w| w == b"damaged").unwrap();
+    raw[pos] ^= 0x20;
+    fs::write(&seg, raw).unwrap();
+    match LogEngine::open(dir.path(), preallocated()) {
+        Err(StorageError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("checksum"), "{reason}")
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// A zero-filled file made ahead but never used (the node stopped first) is not a
+/// segment: it is deleted at open and recovers nothing.
+#[test]
+fn an_unused_spare_file_is_deleted_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut e, _) = open(dir.path());
+        e.append(1, &[ent(1, 1, "a")]).unwrap();
+        e.sync().unwrap();
+    }
+    let spare = dir.path().join("wal").join(format!("{:020}.spare", 999));
+    fs::write(&spare, vec![0u8; 4096]).unwrap();
+    let (_, rec) = open(dir.path());
+    assert_eq!(indexes(&rec[&1]), vec![(1, 1)]);
+    assert!(!spare.exists());
 }
