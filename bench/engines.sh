@@ -9,6 +9,10 @@
 #   bench/engines.sh            # prints a Markdown table
 #   RUNS=3 bench/engines.sh     # median of 3 runs per cell
 #
+# Both clusters run side by side (Raft on PORT.., Paxos on PORT+10..), and each cell's
+# runs alternate between them, so that a machine whose disk or CPU drifts during the
+# minutes of a run weighs on both engines alike.
+#
 # Needs redis-benchmark (Debian's redis-tools) and curl. Every process it starts is
 # stopped at the end, also on Ctrl-C.
 set -euo pipefail
@@ -22,35 +26,37 @@ command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
 cargo build --release -q -p hakv
 HAKV=./target/release/hakv
 
-UP_PID=""
+UP_PIDS=()
 WORK=$(mktemp -d)
 cleanup() {
-  if [ -n "$UP_PID" ]; then kill -TERM "$UP_PID" 2>/dev/null || true; wait "$UP_PID" 2>/dev/null || true; fi
+  for pid in "${UP_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
-# Sum of a metric over the three nodes' HTTP ports (client port + 20000 under `up`).
+# Sum of a metric over the three nodes of the cluster at client port $1 (HTTP ports
+# are client port + 20000 under `up`).
 metric_sum() {
-  local name=$1 total=0 v
+  local base=$1 name=$2 total=0 v
   for i in 0 1 2; do
-    v=$(curl -s "http://127.0.0.1:$((PORT + i + 20000))/metrics" | awk -v n="$name" '$1 ~ "^"n"({|$)" {s+=$2} END {print s+0}')
+    v=$(curl -s "http://127.0.0.1:$((base + i + 20000))/metrics" | awk -v n="$name" '$1 ~ "^"n"({|$)" {s+=$2} END {print s+0}')
     total=$((total + ${v%.*}))
   done
   echo "$total"
 }
 
-# One redis-benchmark run; prints "rps p50 p99 msgs_per_commit".
+# One redis-benchmark run against the leader's port $2 of the cluster at $1; prints
+# "rps p50 p99 msgs_per_commit".
 run_one() {
-  local port=$1 test=$2 clients=$3 n=$4
+  local base=$1 port=$2 test=$3 clients=$4 n=$5
   local f0 f1 line
-  f0=$(metric_sum hakv_transport_frames_sent_total)
+  f0=$(metric_sum "$base" hakv_transport_frames_sent_total)
   line=$(redis-benchmark -p "$port" -t "$test" -d 256 -c "$clients" -n "$n" -r 100000 --csv 2>>"$WORK/bench.err" | tail -1)
   case $line in
     '"SET"'*|'"GET"'*) ;;
     *) echo "redis-benchmark failed against port $port:" >&2; tail -5 "$WORK/bench.err" >&2; exit 1 ;;
   esac
-  f1=$(metric_sum hakv_transport_frames_sent_total)
+  f1=$(metric_sum "$base" hakv_transport_frames_sent_total)
   # Every SET commits one entry, so per request = per committed command for writes.
   local msgs
   msgs=$(awk -v f=$((f1 - f0)) -v n="$n" 'BEGIN {printf "%.2f", f / n}')
@@ -59,29 +65,49 @@ run_one() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "| engine | test | clients | requests/s | p50 ms | p99 ms | peer messages per request |"
-echo "|---|---|---|---|---|---|---|"
+declare -A BASE LPORT
 for engine in raft paxos; do
-  dir="$WORK/$engine"
-  "$HAKV" up --consensus "$engine" --dir "$dir" --port "$PORT" >"$WORK/$engine.log" 2>&1 &
-  UP_PID=$!
+  case $engine in raft) base=$PORT ;; paxos) base=$((PORT + 10)) ;; esac
+  BASE[$engine]=$base
+  "$HAKV" up --consensus "$engine" --dir "$WORK/$engine" --port "$base" >"$WORK/$engine.log" 2>&1 &
+  UP_PIDS+=($!)
   for _ in $(seq 1 300); do grep -q '^ready' "$WORK/$engine.log" && break; sleep 0.1; done
   grep -q '^ready' "$WORK/$engine.log" || { cat "$WORK/$engine.log" >&2; exit 1; }
   leader=$(sed -n 's/.*node \([0-9]*\) leads.*/\1/p' "$WORK/$engine.log" | head -1)
-  lport=$((PORT + leader - 1))
+  LPORT[$engine]=$((base + leader - 1))
   # Warm up (connections, first elections' dust) before measuring.
-  redis-benchmark -p "$lport" -t set -d 256 -c 16 -n 5000 -q >/dev/null 2>&1 || true
-  for test in set get; do
-    for clients in 1 16 64; do
-      case $clients in 1) n=3000 ;; 16) n=30000 ;; *) n=60000 ;; esac
-      results=()
-      for _ in $(seq 1 "$RUNS"); do results+=("$(run_one "$lport" "$test" "$clients" "$n")"); done
-      rps=$(printf '%s\n' "${results[@]}" | awk '{print $1}' | median)
-      p50=$(printf '%s\n' "${results[@]}" | awk '{print $2}' | median)
-      p99=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | median)
-      msgs=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | median)
-      echo "| $engine | ${test^^} | $clients | ${rps%.*} | $p50 | $p99 | $msgs |"
-    done
-  done
-  kill -TERM "$UP_PID"; wait "$UP_PID" 2>/dev/null || true; UP_PID=""
+  redis-benchmark -p "${LPORT[$engine]}" -t set -d 256 -c 16 -n 5000 -q >/dev/null 2>&1 || true
 done
+
+declare -A ROWS
+RATIOS=""
+for test in set get; do
+  for clients in 1 16 64; do
+    case $clients in 1) n=3000 ;; 16) n=30000 ;; *) n=60000 ;; esac
+    declare -A results=([raft]="" [paxos]="")
+    for _ in $(seq 1 "$RUNS"); do
+      for engine in raft paxos; do
+        results[$engine]+="$(run_one "${BASE[$engine]}" "${LPORT[$engine]}" "$test" "$clients" "$n")"$'\n'
+      done
+    done
+    declare -A rpsof=()
+    for engine in raft paxos; do
+      r=${results[$engine]}
+      rps=$(printf '%s' "$r" | awk 'NF {print $1}' | median)
+      p50=$(printf '%s' "$r" | awk 'NF {print $2}' | median)
+      p99=$(printf '%s' "$r" | awk 'NF {print $3}' | median)
+      msgs=$(printf '%s' "$r" | awk 'NF {print $4}' | median)
+      ROWS[$engine]+="| $engine | ${test^^} | $clients | ${rps%.*} | $p50 | $p99 | $msgs |"$'\n'
+      rpsof[$engine]=$rps
+    done
+    RATIOS+="| ${test^^} | $clients | $(awk -v p="${rpsof[paxos]}" -v r="${rpsof[raft]}" 'BEGIN {printf "%.2f", p / r}') |"$'\n'
+  done
+done
+
+echo "| engine | test | clients | requests/s | p50 ms | p99 ms | peer messages per request |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s' "${ROWS[raft]}" "${ROWS[paxos]}"
+echo
+echo "| test | clients | Multi-Paxos / Raft requests/s |"
+echo "|---|---|---|"
+printf '%s' "$RATIOS"
