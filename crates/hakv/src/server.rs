@@ -342,6 +342,7 @@ async fn serve(mut args: ServerArgs) -> i32 {
                     routing: routing.clone(),
                     transport: transport.clone(),
                     detector: Some(detector.clone()),
+                    storage: Some(host.storage_counters()),
                 });
                 Some(tokio::spawn(node::http::serve(l, observed)))
             }

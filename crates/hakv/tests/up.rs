@@ -200,6 +200,12 @@ fn a_local_cluster_serves_redis_clients_and_keeps_data_across_restarts(engine: &
     // the leader by it), whatever the meta group does on this node.
     let health = http_get(port + 20_000, "/health");
     let has_metrics = has_metrics && health.contains("ok node=1 role=");
+    // The log's counters: this node has written and fsynced (the founding, the writes).
+    let fsyncs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hakv_storage_fsyncs_total{node=\"1\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    let has_metrics = has_metrics && fsyncs.is_some_and(|n| n > 0);
     if !ok || !refused || !has_metrics {
         stop(cluster);
         panic!(

@@ -211,12 +211,27 @@ impl PeerInbox {
     }
 }
 
+/// The host's log engine as `/metrics` shows it: counters since the node started,
+/// published by the host thread after every round.
+#[derive(Debug, Default)]
+pub struct StorageCounters {
+    /// fsyncs of the log (one per group commit).
+    pub fsyncs: AtomicU64,
+    /// Bytes written to the log.
+    pub bytes_written: AtomicU64,
+    /// Live segment files.
+    pub segments: AtomicU64,
+    /// Segments started in a zero-filled file.
+    pub segments_preallocated: AtomicU64,
+}
+
 /// The shared part of a running host: its input queue and thread. The thread stops
 /// when the last holder (the [`Host`] or any [`Replica`] handle) is dropped.
 pub(crate) struct HostCore {
     pub(crate) tx: mpsc::Sender<Input>,
     pub(crate) request_timeout: Duration,
     pub(crate) engine: &'static str,
+    storage: Arc<StorageCounters>,
     thread: Mutex<Option<JoinHandle<()>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -369,10 +384,12 @@ impl Host {
                 path: cfg.data_dir.clone(),
                 source: e,
             })?;
+        let storage = Arc::new(StorageCounters::default());
         let mut state = Loop {
             engine_cfg,
             groups: states,
             log,
+            counters: storage.clone(),
             transport,
             compact_every: cfg.compact_every,
             outbox: HashMap::new(),
@@ -400,6 +417,7 @@ impl Host {
             tx,
             request_timeout: cfg.request_timeout,
             engine: E::NAME,
+            storage,
             thread: Mutex::new(Some(thread)),
             tasks: vec![ticker, intake],
         });
@@ -420,6 +438,11 @@ impl Host {
         PeerInbox {
             tx: self.core.tx.downgrade(),
         }
+    }
+
+    /// The log engine's counters (for `/metrics`).
+    pub fn storage_counters(&self) -> Arc<StorageCounters> {
+        self.core.storage.clone()
     }
 
     /// The handle of `group`, if this host runs it.
@@ -541,6 +564,8 @@ struct Loop<E: ReplicaEngine> {
     engine_cfg: E::Config,
     groups: HashMap<u64, Group<E>>,
     log: LogEngine,
+    /// Where the log's counters are published.
+    counters: Arc<StorageCounters>,
     transport: Arc<Transport>,
     compact_every: u64,
     /// Per peer: the batch frame being filled, and how many messages it holds.
@@ -638,6 +663,7 @@ impl<E: ReplicaEngine> Loop<E> {
             touched.sort_unstable();
             touched.dedup();
             self.drive(&touched);
+            self.publish_counters();
             for id in &touched {
                 if let Some(g) = self.groups.get(id) {
                     let leader = if self.failed.is_some() {
@@ -649,6 +675,16 @@ impl<E: ReplicaEngine> Loop<E> {
                 }
             }
         }
+    }
+
+    fn publish_counters(&self) {
+        let st = self.log.stats();
+        let c = &self.counters;
+        c.fsyncs.store(st.fsyncs, Ordering::Relaxed);
+        c.bytes_written.store(st.bytes_written, Ordering::Relaxed);
+        c.segments.store(st.segments as u64, Ordering::Relaxed);
+        c.segments_preallocated
+            .store(st.segments_preallocated, Ordering::Relaxed);
     }
 
     /// Takes Readies from the touched groups until none has one: all of a round's

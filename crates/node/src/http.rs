@@ -25,6 +25,8 @@ pub struct Observed {
     pub transport: Arc<Transport>,
     /// The failure detector, whose view of the other nodes `/status` reports.
     pub detector: Option<Arc<crate::detector::DetectorHandle>>,
+    /// The log engine's counters.
+    pub storage: Option<Arc<crate::host::StorageCounters>>,
 }
 
 /// Every shard held here with its status, in shard order; a shard whose host has
@@ -348,6 +350,36 @@ async fn metrics(o: &Observed) -> String {
             &node,
             c.load(Ordering::Relaxed),
         );
+    }
+    if let Some(st) = &o.storage {
+        for (kind, name, help, c) in [
+            (
+                "counter",
+                "hakv_storage_fsyncs_total",
+                "fsyncs of the write-ahead log (one per group commit).",
+                &st.fsyncs,
+            ),
+            (
+                "counter",
+                "hakv_storage_bytes_written_total",
+                "Bytes written to the write-ahead log.",
+                &st.bytes_written,
+            ),
+            (
+                "gauge",
+                "hakv_storage_segments",
+                "Live write-ahead log segment files.",
+                &st.segments,
+            ),
+            (
+                "counter",
+                "hakv_storage_segments_preallocated_total",
+                "Log segments started in a file zero-filled ahead.",
+                &st.segments_preallocated,
+            ),
+        ] {
+            metric(&mut out, kind, name, help, &node, c.load(Ordering::Relaxed));
+        }
     }
     out
 }
