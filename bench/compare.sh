@@ -271,7 +271,7 @@ done
   echo "cpu: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) x $(nproc)"
   echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
   echo "os: $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
-  echo "disk: $(df -h "$WORK" | awk 'NR==2 {print $1, $2}') ($(stat -f -c %T "$WORK"))"
+  echo "disk: $(df -hT "$WORK" | awk 'NR==2 {print $1, $3, "(" $2 ")"}')"
   echo "etcd: $(etcd --version | head -1)"
   echo "redis: $(redis-server --version)"
   echo "hakv: ${HAKV_DESC:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)')}"

@@ -137,8 +137,12 @@ fn killing_the_leader_under_load_loses_nothing_and_stays_linearizable(engine: &s
     println!("writes acknowledged before the kill: {before}; first new write acknowledged after: {gap:?}");
     assert!(before > 50, "the load was running");
     let gap = gap.expect("writes resumed after the leader died");
+    // One election timeout to notice, one election; plus one more timeout for the
+    // case Raft allows, where both survivors time out together and split the vote
+    // (seen once in CI at 877 ms; alone the gap is 0.2-0.4 s). A client stuck on the
+    // dead leader would wait its 10 s request timeout, far beyond this.
     assert!(
-        gap <= 2 * ELECTION_TIMEOUT_MAX,
+        gap <= 3 * ELECTION_TIMEOUT_MAX,
         "writes resumed only after {gap:?}"
     );
     let ops = std::mem::take(&mut *history.lock().unwrap()).into_ops();
