@@ -215,6 +215,18 @@ fn follows(a: LogIndex, b: LogIndex) -> bool {
     a.0.checked_add(1) == Some(b.0)
 }
 
+/// Cuts segment `path` at `at` bytes, durably (a torn tail, or unused zeros).
+fn truncate_segment(path: &Path, at: u64) -> Result<(), StorageError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StorageError::io("open segment to truncate", path, e))?;
+    f.set_len(at)
+        .map_err(|e| StorageError::io("truncate segment", path, e))?;
+    f.sync_all()
+        .map_err(|e| StorageError::io("fsync truncated segment", path, e))
+}
+
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.wal"))
 }
@@ -528,14 +540,7 @@ impl LogEngine {
             // are cut off (it never takes writes again); elsewhere they are left.
             if raw[o..o + (rest.min(8) as usize)].iter().all(|&b| b == 0) && zeros_from(off) {
                 if last {
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| StorageError::io("open segment", path, e))?;
-                    f.set_len(off)
-                        .map_err(|e| StorageError::io("truncate unused space", path, e))?;
-                    f.sync_all()
-                        .map_err(|e| StorageError::io("fsync truncated segment", path, e))?;
+                    truncate_segment(path, off)?;
                 }
                 break;
             }
@@ -574,14 +579,7 @@ impl LogEngine {
             };
             if let Some(cut) = verdict {
                 *torn += len - cut;
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| StorageError::io("open torn segment", path, e))?;
-                f.set_len(cut)
-                    .map_err(|e| StorageError::io("truncate torn tail", path, e))?;
-                f.sync_all()
-                    .map_err(|e| StorageError::io("fsync truncated segment", path, e))?;
+                truncate_segment(path, cut)?;
                 break;
             }
         }
