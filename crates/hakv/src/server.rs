@@ -11,7 +11,7 @@ use node::cluster::ManagerConfig;
 use node::detector::DetectorHandle;
 use node::front::route::{group_of, Routing, META_GROUP};
 use node::front::{Front, FrontConfig};
-use node::host::{GroupSpec, Host, HostConfig};
+use node::host::{GroupSpec, Host, HostConfig, HostRuntime};
 use node::transport::{Transport, TransportConfig};
 
 /// Flags of `hakv server`.
@@ -176,17 +176,28 @@ async fn serve(mut args: ServerArgs) -> i32 {
         eprintln!("error: node {node} is not listed in --cluster");
         return 2;
     }
-    let (transport, incoming) =
-        match Transport::bind(TransportConfig::new(node), args.peer_listen).await {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!(
-                    "error: cannot listen for peers on {}: {e}",
-                    args.peer_listen
-                );
-                return 1;
-            }
-        };
+    // The peer links run on the host thread (see `HostRuntime`).
+    let host_rt = match HostRuntime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the host runtime: {e}");
+            return 1;
+        }
+    };
+    let (transport, incoming) = match Transport::bind_on(
+        host_rt.handle(),
+        TransportConfig::new(node),
+        args.peer_listen,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen for peers on {}: {e}",
+                args.peer_listen
+            );
+            return 1;
+        }
+    };
     for (&id, &(_, peer)) in args.cluster() {
         if id != node {
             transport.add_peer(id, peer);
@@ -262,12 +273,12 @@ async fn serve(mut args: ServerArgs) -> i32 {
         Consensus::Raft => {
             let mut raft = raft::Config::new(node);
             raft.seed = seed;
-            Host::start::<raft::Raft>(cfg, raft, &specs, transport.clone(), host_rx)
+            Host::start_on::<raft::Raft>(host_rt, cfg, raft, &specs, transport.clone(), host_rx)
         }
         Consensus::Paxos => {
             let mut paxos = paxos::Config::new(node);
             paxos.seed = seed;
-            Host::start::<paxos::Paxos>(cfg, paxos, &specs, transport.clone(), host_rx)
+            Host::start_on::<paxos::Paxos>(host_rt, cfg, paxos, &specs, transport.clone(), host_rx)
         }
     };
     let host = match started {
@@ -312,11 +323,11 @@ async fn serve(mut args: ServerArgs) -> i32 {
         transport.clone(),
         detector_rx,
     ));
-    let router = tokio::spawn(
-        front
-            .clone()
-            .route(incoming, host.peer_inbox(), Some(detector_tx)),
-    );
+    let router = host.runtime().spawn(front.clone().route(
+        incoming,
+        host.peer_inbox(),
+        Some(detector_tx),
+    ));
     let manager = tokio::spawn(node::cluster::run(
         ManagerConfig {
             node_id: node,

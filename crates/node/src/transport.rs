@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -106,6 +106,8 @@ struct Peer {
 /// The peer transport of one node. Dropping it stops every task it started.
 pub struct Transport {
     cfg: TransportConfig,
+    /// Where the connections run.
+    rt: tokio::runtime::Handle,
     peers: Mutex<HashMap<u64, Peer>>,
     stats: Arc<TransportStats>,
     listener: JoinHandle<()>,
@@ -114,16 +116,41 @@ pub struct Transport {
 
 impl Transport {
     /// Listens on `addr` (port 0 picks a free one) and returns the transport and the
-    /// channel on which frames from peers arrive.
+    /// channel on which frames from peers arrive. Its connections run on the current
+    /// runtime.
     pub async fn bind(
         cfg: TransportConfig,
         addr: SocketAddr,
     ) -> io::Result<(Transport, mpsc::Receiver<Incoming>)> {
-        let listener = TcpListener::bind(addr).await?;
+        Transport::bind_on(&tokio::runtime::Handle::current(), cfg, addr)
+    }
+
+    /// [`Transport::bind`], with every connection (and the listener) running on `rt`
+    /// whichever thread calls [`Transport::send`] or [`Transport::add_peer`]. A node
+    /// binds it on its host's runtime (`host::HostRuntime`), so that consensus
+    /// traffic never changes threads between the socket and the host.
+    pub fn bind_on(
+        rt: &tokio::runtime::Handle,
+        cfg: TransportConfig,
+        addr: SocketAddr,
+    ) -> io::Result<(Transport, mpsc::Receiver<Incoming>)> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restarted node gets its port back at once,
+        // though connections of its previous life linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = {
+            let _in_rt = rt.enter(); // the listener registers with `rt`'s reactor
+            socket.listen(1024)?
+        };
         let local_addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(cfg.incoming_frames_max);
         let stats = Arc::new(TransportStats::default());
-        let accept = tokio::spawn(accept_loop(
+        let accept = rt.spawn(accept_loop(
             listener,
             tx,
             cfg.frame_bytes_max,
@@ -132,6 +159,7 @@ impl Transport {
         Ok((
             Transport {
                 cfg,
+                rt: rt.clone(),
                 peers: Mutex::new(HashMap::new()),
                 stats,
                 listener: accept,
@@ -150,7 +178,7 @@ impl Transport {
     pub fn add_peer(&self, id: u64, addr: SocketAddr) {
         let (queue, rx) = mpsc::channel(self.cfg.queue_frames_max);
         let up = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(writer(
+        let task = self.rt.spawn(writer(
             self.cfg.clone(),
             addr,
             rx,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use consensus::Role;
 use kv::{Command, Response};
-use node::host::{GroupSpec, Host, HostConfig};
+use node::host::{GroupSpec, Host, HostConfig, HostRuntime};
 use node::replica::Replica;
 use node::transport::{Transport, TransportConfig};
 
@@ -38,14 +38,19 @@ fn founding() -> Vec<GroupSpec> {
         .collect()
 }
 
+/// Starts the host as a node does: its transport on the host's runtime.
 async fn start(dir: &Path) -> Host {
-    let (t, rx) = Transport::bind(TransportConfig::new(1), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let rt = HostRuntime::new().unwrap();
+    let (t, rx) = Transport::bind_on(
+        rt.handle(),
+        TransportConfig::new(1),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
     let mut raft = raft::Config::new(1);
     raft.election_ticks = 10;
     raft.heartbeat_ticks = 2;
-    Host::start::<raft::Raft>(config(dir), raft, &founding(), Arc::new(t), rx).unwrap()
+    Host::start_on::<raft::Raft>(rt, config(dir), raft, &founding(), Arc::new(t), rx).unwrap()
 }
 
 async fn lead(r: &Replica) {
@@ -138,4 +143,16 @@ async fn a_new_data_directory_bootstraps_every_founding_group() {
         lead(&host.replica(group).unwrap()).await;
     }
     host.stop();
+}
+
+/// A node that fails to start drops its unused host runtime on a runtime thread (in
+/// the server's async main): that must not panic, as dropping a tokio runtime there
+/// normally does.
+#[tokio::test]
+async fn an_unused_host_runtime_can_be_dropped_inside_a_runtime() {
+    let rt = HostRuntime::new().unwrap();
+    rt.handle().spawn(async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    drop(rt);
 }

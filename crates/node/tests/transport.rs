@@ -121,3 +121,39 @@ async fn a_damaged_frame_closes_only_that_connection() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(b.stats().bad_frames.load(Ordering::Relaxed), 1);
 }
+
+/// `bind_on` puts the connections on the given runtime, not the caller's: while no
+/// thread drives that runtime nothing is sent, and once one does, everything queued
+/// arrives. (A node binds its transport on its host's runtime, so that consensus
+/// frames never change threads between socket and host.)
+#[tokio::test]
+async fn a_transport_bound_on_another_runtime_runs_there() {
+    let host_rt = node::host::HostRuntime::new().unwrap();
+    let (a, _a_rx) =
+        Transport::bind_on(host_rt.handle(), TransportConfig::new(1), any_port()).unwrap();
+    let (b, mut b_rx) = Transport::bind(TransportConfig::new(2), any_port())
+        .await
+        .unwrap();
+    a.add_peer(2, b.local_addr());
+    assert!(a.send(2, 7, b"queued before the runtime runs"));
+    let early = tokio::time::timeout(Duration::from_millis(300), b_rx.recv()).await;
+    assert!(
+        early.is_err(),
+        "nothing may leave while the runtime is idle"
+    );
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = std::thread::spawn(move || {
+        host_rt.block_on(async {
+            let _ = stopped.await;
+        });
+        drop(host_rt);
+    });
+    let m = recv(&mut b_rx).await;
+    assert_eq!(
+        (m.from, m.group, &m.payload[..]),
+        (1, 7, &b"queued before the runtime runs"[..])
+    );
+    stop.send(()).unwrap();
+    driver.join().unwrap();
+}

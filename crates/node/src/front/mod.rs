@@ -89,10 +89,14 @@ pub struct Front {
     cfg: FrontConfig,
     waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_request: AtomicU64,
+    /// Where forwarded requests are served: the runtime the front was made on, not
+    /// the host's, where the router may run (see [`Front::route`]).
+    spawner: tokio::runtime::Handle,
 }
 
 impl Front {
-    /// A front routing requests by `routing`, forwarding through `transport`.
+    /// A front routing requests by `routing`, forwarding through `transport`. Must be
+    /// called on a runtime: requests forwarded from peers are served there.
     pub fn new(routing: Arc<Routing>, transport: Arc<Transport>, cfg: FrontConfig) -> Arc<Front> {
         Arc::new(Front {
             routing,
@@ -100,6 +104,7 @@ impl Front {
             cfg,
             waiting: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            spawner: tokio::runtime::Handle::current(),
         })
     }
 
@@ -122,7 +127,9 @@ impl Front {
     /// Routes peer frames: forwarding traffic to this front, failure-detector traffic
     /// to `detector_tx` (dropped when its queue is full: probes are retried, and a
     /// busy node must not stall consensus for them), everything else to `host` (straight
-    /// into the host thread's queue). Runs until `incoming` closes.
+    /// into the host thread's queue). Runs until `incoming` closes. A node spawns it on
+    /// its host's runtime, beside the transport, so that a consensus frame goes from
+    /// the socket to the host without waking another thread.
     pub async fn route(
         self: Arc<Self>,
         mut incoming: mpsc::Receiver<Incoming>,
@@ -513,7 +520,7 @@ impl Front {
             Some(Forwarded::Request { id, shard, args }) => {
                 let front = self.clone();
                 let from = m.from;
-                tokio::spawn(async move {
+                self.spawner.spawn(async move {
                     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
                     let mut payload = BytesMut::with_capacity(64);
                     let me = front.cfg.node_id;
