@@ -68,7 +68,7 @@ done
 # Ports, away from the packages' defaults (2379, 6379) and from `hakv up`'s 7001.
 ETCD_PORT=${ETCD_PORT:-12379}   # member i: client 12379+2i, peer 12380+2i
 REDIS_PORT=${REDIS_PORT:-16379}
-HAKV_PORT=${HAKV_PORT:-17001}   # node i: 17001+i-1 (peer +10000, HTTP +20000)
+HAKV_PORT=${HAKV_PORT:-9101}   # node i: 9101+i-1 (peer +10000, HTTP +20000: below the ephemeral range, which starts at 32768)
 
 # --- what is missing --------------------------------------------------------
 need=()

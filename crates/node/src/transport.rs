@@ -10,6 +10,8 @@
 //! - messages to one peer arrive in send order on one connection, but any may be lost
 //!   (full queue, broken connection): Raft and Paxos tolerate loss and retransmit;
 //! - a dead or slow peer costs at most `queue_frames_max` frames of memory;
+//! - reconnects back off exponentially while a peer is down, but a peer that connects
+//!   to this node (it restarted) is dialled back at once;
 //! - a damaged frame (bad CRC, bad length, unknown version) closes that connection;
 //!   nothing of it is delivered;
 //! - the first frame on a connection names the sending node (authentication of that
@@ -25,7 +27,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::frame;
@@ -98,6 +100,9 @@ pub struct TransportStats {
 struct Peer {
     queue: mpsc::Sender<Bytes>,
     task: JoinHandle<()>,
+    /// Cuts short the writer's reconnect backoff: the peer just connected to us, so it
+    /// is up again (see [`reader`]).
+    kick: Arc<Notify>,
     /// Whether the outbound connection is established (false while connecting or
     /// after a write failed).
     up: Arc<AtomicBool>,
@@ -108,7 +113,7 @@ pub struct Transport {
     cfg: TransportConfig,
     /// Where the connections run.
     rt: tokio::runtime::Handle,
-    peers: Mutex<HashMap<u64, Peer>>,
+    peers: Arc<Mutex<HashMap<u64, Peer>>>,
     stats: Arc<TransportStats>,
     listener: JoinHandle<()>,
     local_addr: SocketAddr,
@@ -150,17 +155,19 @@ impl Transport {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(cfg.incoming_frames_max);
         let stats = Arc::new(TransportStats::default());
+        let peers = Arc::new(Mutex::new(HashMap::new()));
         let accept = rt.spawn(accept_loop(
             listener,
             tx,
             cfg.frame_bytes_max,
             stats.clone(),
+            peers.clone(),
         ));
         Ok((
             Transport {
                 cfg,
                 rt: rt.clone(),
-                peers: Mutex::new(HashMap::new()),
+                peers,
                 stats,
                 listener: accept,
                 local_addr,
@@ -178,18 +185,24 @@ impl Transport {
     pub fn add_peer(&self, id: u64, addr: SocketAddr) {
         let (queue, rx) = mpsc::channel(self.cfg.queue_frames_max);
         let up = Arc::new(AtomicBool::new(false));
+        let kick = Arc::new(Notify::new());
         let task = self.rt.spawn(writer(
             self.cfg.clone(),
             addr,
             rx,
             self.stats.clone(),
             up.clone(),
+            kick.clone(),
         ));
-        let old = self
-            .peers
-            .lock()
-            .expect("peer map lock")
-            .insert(id, Peer { queue, task, up });
+        let old = self.peers.lock().expect("peer map lock").insert(
+            id,
+            Peer {
+                queue,
+                task,
+                up,
+                kick,
+            },
+        );
         if let Some(old) = old {
             old.task.abort();
         }
@@ -252,6 +265,7 @@ async fn writer(
     mut queue: mpsc::Receiver<Bytes>,
     stats: Arc<TransportStats>,
     up: Arc<AtomicBool>,
+    kick: Arc<Notify>,
 ) {
     let mut backoff = cfg.backoff_min;
     let mut hello = BytesMut::new();
@@ -264,8 +278,15 @@ async fn writer(
             Err(e) => {
                 up.store(false, Ordering::Relaxed);
                 tracing::debug!(peer = %addr, error = %e, "connect failed; retrying in {:?}", backoff);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(cfg.backoff_max);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {
+                        backoff = (backoff * 2).min(cfg.backoff_max);
+                    }
+                    // The peer connected to us: it is back, so try now rather than
+                    // at the end of a backoff that grew while it was down (a
+                    // restarted node would otherwise hear nothing for seconds).
+                    _ = kick.notified() => backoff = cfg.backoff_min,
+                }
                 continue;
             }
         };
@@ -325,12 +346,19 @@ async fn accept_loop(
     tx: mpsc::Sender<Incoming>,
     frame_bytes_max: usize,
     stats: Arc<TransportStats>,
+    peers: Arc<Mutex<HashMap<u64, Peer>>>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(reader(stream, tx.clone(), frame_bytes_max, stats.clone()));
+                tokio::spawn(reader(
+                    stream,
+                    tx.clone(),
+                    frame_bytes_max,
+                    stats.clone(),
+                    peers.clone(),
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -340,12 +368,15 @@ async fn accept_loop(
     }
 }
 
-/// Reads frames from one connection until it closes or sends something damaged.
+/// Reads frames from one connection until it closes or sends something damaged. The
+/// hello that names the peer also wakes this node's own connection to it, if that is
+/// waiting out a reconnect backoff.
 async fn reader(
     mut stream: TcpStream,
     tx: mpsc::Sender<Incoming>,
     frame_bytes_max: usize,
     stats: Arc<TransportStats>,
+    peers: Arc<Mutex<HashMap<u64, Peer>>>,
 ) {
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut from: Option<u64> = None;
@@ -354,7 +385,11 @@ async fn reader(
             match frame::decode(&mut buf, frame_bytes_max) {
                 Ok(Some((group, payload))) => match from {
                     None if group == HELLO_GROUP && payload.len() == 8 => {
-                        from = Some(u64::from_le_bytes(payload[..].try_into().expect("8 bytes")));
+                        let id = u64::from_le_bytes(payload[..].try_into().expect("8 bytes"));
+                        if let Some(p) = peers.lock().expect("peer map lock").get(&id) {
+                            p.kick.notify_one();
+                        }
+                        from = Some(id);
                     }
                     None => {
                         tracing::warn!("peer connection did not start with a hello; closing");

@@ -157,3 +157,45 @@ async fn a_transport_bound_on_another_runtime_runs_there() {
     stop.send(()).unwrap();
     driver.join().unwrap();
 }
+
+/// A peer that was down long enough for the reconnect backoff to grow is dialled again
+/// as soon as it connects to us, not at the end of that backoff: a restarted node must
+/// hear from its leaders at once (a follower read there waits for them).
+#[tokio::test]
+async fn a_peer_that_connects_back_is_dialled_at_once() {
+    // A backoff as long as one that grew over a long outage.
+    let mut cfg = TransportConfig::new(1);
+    cfg.backoff_min = Duration::from_secs(60);
+    cfg.backoff_max = Duration::from_secs(60);
+    let (a, _a_rx) = Transport::bind(cfg, any_port()).await.unwrap();
+    // An address where nothing listens yet (free a port the kernel picked).
+    let addr = std::net::TcpListener::bind(any_port())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    a.add_peer(2, addr);
+    // The first dial fails at once; the writer now sleeps its 60 s backoff.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!a.is_up(2));
+
+    let (b, mut b_rx) = Transport::bind(TransportConfig::new(2), addr)
+        .await
+        .unwrap();
+    b.add_peer(1, a.local_addr());
+    assert!(b.send(1, 5, b"hello from 2")); // b dials a, which wakes a's dialer
+    let started = std::time::Instant::now();
+    let got = async {
+        loop {
+            a.send(2, 1, b"back");
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(20), b_rx.recv()).await
+            {
+                return m;
+            }
+        }
+    };
+    let m = tokio::time::timeout(Duration::from_secs(20), got)
+        .await
+        .expect("dialled back long before the 60 s backoff ends");
+    assert_eq!(&m.payload[..], b"back");
+    println!("dialled back after {:?}", started.elapsed());
+}
