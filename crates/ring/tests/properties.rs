@@ -541,11 +541,18 @@ proptest! {
         let before = p.compute(&members).unwrap();
         let after = p.compute(&changed).unwrap();
         let moved = replicas_gained(&before, &after);
-        let load = |map: &ShardMap| map.load().get(&x).copied().unwrap_or(0) as usize;
-        let change = load(&before).abs_diff(load(&after));
+        // The node's own part: every replica it gained, and every one it lost (each
+        // gained by another node). Its load alone would miss a swap: fewer virtual
+        // nodes can lose it one shard while its cap lets it take another, a change of
+        // 0 that still moves two replicas.
+        let held = |map: &ShardMap| -> BTreeSet<ShardId> {
+            map.iter().filter(|(_, set)| set.contains(&x)).map(|(s, _)| s).collect()
+        };
+        let (had, has) = (held(&before), held(&after));
+        let own = has.difference(&had).count() + had.difference(&has).count();
         let bound = cascade_max(&p, members.eligible().count());
-        prop_assert!(moved >= change);
-        prop_assert!((moved - change) as f64 <= bound, "moved {} for a change of {}: cascade over {:.1}", moved, change, bound);
+        prop_assert!(moved >= own);
+        prop_assert!((moved - own) as f64 <= bound, "moved {} for the node's own {}: cascade over {:.1}", moved, own, bound);
     }
 
     #[test]
@@ -566,7 +573,9 @@ proptest! {
         let moved = replicas_gained(&before, &after) as f64;
         let cascade = moved - f64::from(after.load().get(&x).copied().unwrap_or(0));
         let ideal = replica_slots / (n + 1) as f64;
-        prop_assert!(moved <= 2.0 * ideal, "join of 1 to {}: moved {}", n, moved);
+        // Whole replicas move: the bound is 2·ideal rounded up (a join of 1 to 40 nodes
+        // at 1 replica and 256 virtual nodes moved 50 for 2 × 24.98).
+        prop_assert!(moved <= (2.0 * ideal).ceil(), "join of 1 to {}: moved {}", n, moved);
         prop_assert!(cascade <= ideal, "join of 1 to {}: cascade {}", n, cascade);
 
         let x = NodeId(*which.get(&ids[..n as usize]));
@@ -575,7 +584,7 @@ proptest! {
         let moved = replicas_gained(&before, &p.compute(&left).unwrap()) as f64;
         let cascade = moved - f64::from(before.load().get(&x).copied().unwrap_or(0));
         let ideal = replica_slots / n as f64;
-        prop_assert!(moved <= 2.0 * ideal, "departure of 1 of {}: moved {}", n, moved);
+        prop_assert!(moved <= (2.0 * ideal).ceil(), "departure of 1 of {}: moved {}", n, moved);
         prop_assert!(cascade <= ideal, "departure of 1 of {}: cascade {}", n, cascade);
     }
 
