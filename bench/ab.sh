@@ -6,6 +6,7 @@
 #
 #   bench/ab.sh OLD_BIN NEW_BIN                         # writes at 1 and 50 in flight, 5 pairs
 #   bench/ab.sh OLD NEW --pairs 7 --inflight "1 10 50" --read-ratio 1
+#   bench/ab.sh OLD NEW --inflight 200 --pipeline 4      # 50 connections x 4 pipelined
 #   bench/ab.sh OLD NEW -- --unsafe-no-fsync            # flags after -- go to every server
 #
 # Each run starts a fresh cluster (`hakv up` with the binary under test, in a temporary
@@ -15,15 +16,16 @@
 # process it starts is stopped at the end, also on Ctrl-C.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 [ $# -ge 2 ] || usage 1
 case $1 in -h|--help) usage ;; esac
 A=$(realpath "$1"); B=$(realpath "$2"); shift 2
-PAIRS=5; INFLIGHT="1 50"; DURATION=8s; WARMUP=2s; READ_RATIO=0; PORT=7401; SERVER_ARGS=()
+PAIRS=5; INFLIGHT="1 50"; PIPELINE=1; DURATION=8s; WARMUP=2s; READ_RATIO=0; PORT=7401; SERVER_ARGS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --pairs) PAIRS=$2; shift ;;
     --inflight) INFLIGHT=$2; shift ;;
+    --pipeline) PIPELINE=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
     --read-ratio) READ_RATIO=$2; shift ;;
@@ -60,7 +62,8 @@ run_one() {
   done
   [ -n "$leader" ] || { echo "no leader" >&2; exit 1; }
   "$A" bench "resp://127.0.0.1:$leader" -q --preload --duration 0 -k 100000 -d 256 -c 50 >/dev/null
-  "$A" bench "resp://127.0.0.1:$leader" -q -k 100000 -d 256 -c "$inflight" -r "$READ_RATIO" \
+  "$A" bench "resp://127.0.0.1:$leader" -q -k 100000 -d 256 -c "$(( (inflight + PIPELINE - 1) / PIPELINE ))" \
+    -P "$PIPELINE" -r "$READ_RATIO" \
     --duration "$DURATION" --warmup "$WARMUP" --json "$WORK/run.json" >/dev/null
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency"]["all"]; print(d["ops_per_sec"], l["p50_ms"], l["p99_ms"])' \
     "$WORK/run.json" >>"$out"
@@ -69,7 +72,7 @@ run_one() {
 
 echo "A: $A"
 echo "B: $B"
-echo "$PAIRS pairs per level, $DURATION (+$WARMUP warm-up), read ratio $READ_RATIO, server flags: ${SERVER_ARGS[*]:-(none)}"
+echo "$PAIRS pairs per level, $DURATION (+$WARMUP warm-up), $PIPELINE pipelined per connection, read ratio $READ_RATIO, server flags: ${SERVER_ARGS[*]:-(none)}"
 echo
 echo "| in flight | build | ops/s median (min–max) | p50 ms median (min–max) | p99 ms median |"
 echo "|---|---|---|---|---|"

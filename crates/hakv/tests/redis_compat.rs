@@ -301,6 +301,44 @@ fn keys_expire_on_every_node_and_pipelines_answer_in_order(engine: &str) {
     }
     let live: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(live, 201);
+    // At the leader, runs of writes are proposed together; reads and the connection's
+    // own commands between them keep their place.
+    let mut l = connect_retry(cluster.port(leader));
+    let mut pipe = redis::pipe();
+    for i in 0..100 {
+        pipe.cmd("SET").arg(format!("q{i}")).arg(i);
+        pipe.cmd("INCR").arg("counter");
+        pipe.cmd("APPEND").arg("log").arg(format!("{i},"));
+        if i % 10 == 0 {
+            pipe.cmd("GET").arg("counter");
+            pipe.cmd("PING");
+        }
+    }
+    let replies: Vec<Value> = pipe.query(&mut l).unwrap();
+    let mut replies = replies.into_iter();
+    let mut log_len = 0;
+    for i in 0..100 {
+        assert_eq!(replies.next(), Some(Value::Okay), "SET q{i}");
+        assert_eq!(replies.next(), Some(Value::Int(201 + i)), "INCR {i}");
+        log_len += format!("{i},").len() as i64;
+        assert_eq!(replies.next(), Some(Value::Int(log_len)), "APPEND {i}");
+        if i % 10 == 0 {
+            let want = Value::BulkString((201 + i).to_string().into_bytes());
+            assert_eq!(replies.next(), Some(want), "GET after write {i}");
+            assert_eq!(replies.next(), Some(Value::SimpleString("PONG".into())));
+        }
+    }
+    assert_eq!(replies.next(), None);
+    let log: String = redis::cmd("GET").arg("log").query(&mut l).unwrap();
+    let want: String = (0..100).map(|i| format!("{i},")).collect();
+    assert_eq!(log, want, "appends applied in pipeline order");
+    for i in 0..100 {
+        let _: () = redis::cmd("DEL")
+            .arg(format!("q{i}"))
+            .query(&mut l)
+            .unwrap();
+    }
+    let _: () = redis::cmd("DEL").arg("log").query(&mut l).unwrap();
     std::thread::sleep(Duration::from_millis(2_500));
     for node in 1..=3 {
         let mut c = connect_retry(cluster.port(node));
@@ -433,4 +471,57 @@ fn hello_3_switches_the_connection_to_resp3_raft() {
 #[test]
 fn hello_3_switches_the_connection_to_resp3_paxos() {
     hello_3_switches_the_connection_to_resp3("paxos");
+}
+
+/// A pipeline of writes to a leader is proposed as one batch, not one write (and one
+/// fsync) at a time: 300 SETs on a single node, which needs an fsync for each commit,
+/// cost a handful of fsyncs.
+fn a_pipeline_of_writes_is_committed_together(engine: &str) {
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http_arg = format!("127.0.0.1:{http}");
+    // One node (slot 0 of a 1-node layout: no 3-node cluster of this binary uses it).
+    let cluster = Cluster::sized(engine, "batch", 0, 1, &["--http", &http_arg]);
+    cluster.leader();
+    let mut c = connect_retry(cluster.port(1));
+    let fsyncs = || -> u64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("hakv_storage_fsyncs_total{node=\"1\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the fsync counter in /metrics")
+    };
+    let _: () = redis::cmd("SET")
+        .arg("warm")
+        .arg("up")
+        .query(&mut c)
+        .unwrap();
+    let before = fsyncs();
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        pipe.cmd("SET").arg(format!("b{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let spent = fsyncs() - before;
+    println!("300 pipelined SETs took {spent} fsyncs");
+    assert!(spent <= 30, "300 pipelined SETs took {spent} fsyncs");
+    let v: String = redis::cmd("GET").arg("b299").query(&mut c).unwrap();
+    assert_eq!(v, "299");
+}
+
+#[test]
+fn a_pipeline_of_writes_is_committed_together_raft() {
+    a_pipeline_of_writes_is_committed_together("raft");
+}
+
+#[test]
+fn a_pipeline_of_writes_is_committed_together_paxos() {
+    a_pipeline_of_writes_is_committed_together("paxos");
 }

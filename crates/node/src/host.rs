@@ -112,6 +112,10 @@ pub(crate) enum Input {
     Tick,
     Peer(Incoming),
     Propose(u64, Command, ProposalReply),
+    /// Proposals handled as one input: no other input (a vote, a higher term) comes
+    /// between them, so either the first is refused for leadership and so is every
+    /// other, or all are taken in order.
+    ProposeMany(u64, Vec<(Command, ProposalReply)>),
     Query(u64, Query, QueryReply),
     Status(u64, oneshot::Sender<Result<Status, ClientError>>),
     AddGroup(
@@ -800,6 +804,26 @@ impl<E: ReplicaEngine> Loop<E> {
         }
     }
 
+    /// Proposes `cmd` to `group`'s engine; `reply` gets the outcome once applied, or
+    /// the refusal now.
+    fn propose(&mut self, group: u64, cmd: Command, reply: ProposalReply, touched: &mut Vec<u64>) {
+        if let Some(why) = &self.failed {
+            let _ = reply.send(Err(ClientError::Storage(why.clone())));
+        } else if let Some(g) = self.groups.get_mut(&group) {
+            match g.engine.propose(cmd.encode_at(now_ms())) {
+                Ok(p) => {
+                    g.proposals.insert(p.index, (p.term, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(refusal(e)));
+                }
+            }
+            touched.push(group);
+        } else {
+            let _ = reply.send(Err(no_such_group(group)));
+        }
+    }
+
     /// Handles one input, noting which groups it touched; false means stop.
     fn handle(&mut self, input: Input, touched: &mut Vec<u64>) -> bool {
         match input {
@@ -834,21 +858,10 @@ impl<E: ReplicaEngine> Loop<E> {
                 }
             }
             Input::Peer(m) => self.deliver(m.from, m.group, m.payload, touched),
-            Input::Propose(group, cmd, reply) => {
-                if let Some(why) = &self.failed {
-                    let _ = reply.send(Err(ClientError::Storage(why.clone())));
-                } else if let Some(g) = self.groups.get_mut(&group) {
-                    match g.engine.propose(cmd.encode_at(now_ms())) {
-                        Ok(p) => {
-                            g.proposals.insert(p.index, (p.term, reply));
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(refusal(e)));
-                        }
-                    }
-                    touched.push(group);
-                } else {
-                    let _ = reply.send(Err(no_such_group(group)));
+            Input::Propose(group, cmd, reply) => self.propose(group, cmd, reply, touched),
+            Input::ProposeMany(group, proposals) => {
+                for (cmd, reply) in proposals {
+                    self.propose(group, cmd, reply, touched);
                 }
             }
             Input::Query(group, q, reply) => {

@@ -178,15 +178,35 @@ impl Replica {
     /// fsync) and returns their responses in order. Not atomic: a failure part-way may
     /// leave earlier commands applied; the first failure is returned.
     pub async fn propose_all(&self, cmds: Vec<Command>) -> Result<Vec<Response>, ClientError> {
+        self.propose_each(cmds).await?.into_iter().collect()
+    }
+
+    /// Replicates `cmds` as independent proposals, taken in order as one input by the
+    /// host, and returns each one's outcome. Because nothing comes between them on
+    /// the host, a refusal for leadership ([`ClientError::NotLeader`],
+    /// [`ClientError::Transferring`]) of one command means every later one was refused
+    /// too: none of them took effect, and the caller may retry them in order.
+    pub async fn propose_each(
+        &self,
+        cmds: Vec<Command>,
+    ) -> Result<Vec<Result<Response, ClientError>>, ClientError> {
+        let mut proposals = Vec::with_capacity(cmds.len());
         let mut waiting = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let (reply, rx) = oneshot::channel();
-            self.send(Input::Propose(self.group, cmd, reply)).await?;
+            proposals.push((cmd, reply));
             waiting.push(rx);
         }
+        self.send(Input::ProposeMany(self.group, proposals)).await?;
+        // One deadline for the lot: they were submitted together.
+        let deadline = tokio::time::Instant::now() + self.core.request_timeout;
         let mut out = Vec::with_capacity(waiting.len());
         for rx in waiting {
-            out.push(self.answer(rx).await?);
+            out.push(match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(ClientError::Stopped),
+                Err(_) => Err(ClientError::Timeout),
+            });
         }
         Ok(out)
     }

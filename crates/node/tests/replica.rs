@@ -225,3 +225,64 @@ async fn writes_replicate_reads_are_linearizable_and_data_survives_restarts(engi
         Ok(Some(Bytes::from_static(b"v95")))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_submitted_together_apply_in_order_or_are_all_refused_raft() {
+    proposals_submitted_together_apply_in_order_or_are_all_refused(Engine::Raft).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_submitted_together_apply_in_order_or_are_all_refused_paxos() {
+    proposals_submitted_together_apply_in_order_or_are_all_refused(Engine::Paxos).await;
+}
+
+/// `propose_each` (what the front uses for a pipeline of writes): at the leader every
+/// command applies, in the order given, each with its own outcome; at a follower every
+/// one is refused with the leader's name, so the caller may run them again in order.
+async fn proposals_submitted_together_apply_in_order_or_are_all_refused(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut replicas = BTreeMap::new();
+    let mut transports = Vec::new();
+    for (i, (t, rx, _)) in bind_all().await.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        replicas.insert(id, start(engine, id, dir.path(), &t, rx));
+        transports.push(t);
+    }
+    let l = leader(&replicas).await;
+    // A chain of compare-and-sets: each succeeds only if the one before it applied
+    // first. The last one expects a value never written, and fails on its own.
+    let key = Bytes::from_static(b"chain");
+    let mut cmds: Vec<Command> = (0..50u32)
+        .map(|i| Command::Cas {
+            key: key.clone(),
+            expected: (i > 0).then(|| Bytes::from((i - 1).to_string())),
+            new: Bytes::from(i.to_string()),
+        })
+        .collect();
+    cmds.push(Command::Cas {
+        key: key.clone(),
+        expected: Some(Bytes::from_static(b"never")),
+        new: Bytes::from_static(b"x"),
+    });
+    let outcomes = replicas[&l].propose_each(cmds).await.unwrap();
+    assert_eq!(outcomes.len(), 51);
+    for (i, o) in outcomes[..50].iter().enumerate() {
+        assert_eq!(o, &Ok(Response::Cas(true)), "command {i} applied in order");
+    }
+    assert_eq!(outcomes[50], Ok(Response::Cas(false)));
+    assert_eq!(
+        replicas[&l].read(key.clone()).await,
+        Ok(Some(Bytes::from("49")))
+    );
+
+    let f = *replicas.keys().find(|&&id| id != l).unwrap();
+    let refused = replicas[&f]
+        .propose_each((0..5).map(|i| put("f", &i.to_string())).collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        vec![Err(ClientError::NotLeader { hint: Some(l) }); 5],
+        "a follower refuses every one of them"
+    );
+}

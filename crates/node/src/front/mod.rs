@@ -7,6 +7,14 @@
 //! and sends the reply frame back. Connection-level commands (PING, HELLO, CLIENT, ...)
 //! are answered where they arrive.
 //!
+//! A connection's requests run in the order sent, as Redis runs them, with one
+//! exception that keeps that order's effects: consecutive pipelined writes to one shard
+//! led here are proposed together ([`Front::write_run`]), so a pipeline of N writes
+//! costs one batch and one fsync, not N of each. The log applies them in the order
+//! given. A read, a connection command or another shard's write waits for the run
+//! before it. If leadership moved, the leader refuses the whole remainder of the run,
+//! and it is retried one request at a time.
+//!
 //! Limits: bulk length, argument count and inline length come from [`resp::Limits`];
 //! a client whose unparsed input exceeds [`FrontConfig::pending_bytes_max`] gets an
 //! error and is disconnected, and replies are flushed every [`OUTPUT_FLUSH_BYTES`] so a
@@ -158,30 +166,67 @@ impl Front {
             name: None,
             version: Version::Resp2,
         };
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
         loop {
-            // Answer every complete request in the buffer, in order.
+            // Answer every complete request in the buffer, in order, a batch at a time.
             loop {
-                match decoder.decode(&mut input) {
-                    Ok(Some(args)) => {
-                        let (reply, close) = self.execute(args, &mut conn).await;
-                        resp::encode(&reply, conn.version, &mut output);
+                let mut damaged = None;
+                batch.clear();
+                while batch.len() < PIPELINE_BATCH_MAX {
+                    match decoder.decode(&mut input) {
+                        Ok(Some(args)) => batch.push(args),
+                        Ok(None) => break,
+                        Err(e) => {
+                            damaged = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if batch.is_empty() && damaged.is_none() {
+                    break;
+                }
+                let mut i = 0;
+                while i < batch.len() {
+                    // Consecutive writes to one shard held here go to its replica
+                    // together: one submission, one batch, one fsync, instead of
+                    // one round trip through the log each.
+                    let run = if batch.len() - i >= 2 {
+                        self.write_run(&batch[i..])
+                    } else {
+                        None
+                    };
+                    if let Some((replica, plans)) = run {
+                        let n = plans.len();
+                        let answered = write_run(&replica, plans, conn.version, &mut output).await;
+                        // What the leader refused (it moved) runs one at a time below,
+                        // in order, with the usual retries and forwarding.
+                        i += answered;
+                        let end = i + (n - answered);
+                        while i < end {
+                            let args = std::mem::take(&mut batch[i]);
+                            self.execute_into(args, &mut conn, &mut output).await;
+                            i += 1;
+                        }
+                    } else {
+                        let args = std::mem::take(&mut batch[i]);
+                        let close = self.execute_into(args, &mut conn, &mut output).await;
+                        i += 1;
                         if close {
                             let _ = stream.write_all(&output).await;
                             return;
                         }
-                        if output.len() >= OUTPUT_FLUSH_BYTES {
-                            if stream.write_all(&output).await.is_err() {
-                                return;
-                            }
-                            output.clear();
+                    }
+                    if output.len() >= OUTPUT_FLUSH_BYTES {
+                        if stream.write_all(&output).await.is_err() {
+                            return;
                         }
+                        output.clear();
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        resp::encode(&e.to_frame(), conn.version, &mut output);
-                        let _ = stream.write_all(&output).await;
-                        return;
-                    }
+                }
+                if let Some(e) = damaged {
+                    resp::encode(&e.to_frame(), conn.version, &mut output);
+                    let _ = stream.write_all(&output).await;
+                    return;
                 }
             }
             if input.len() > self.cfg.pending_bytes_max {
@@ -204,6 +249,43 @@ impl Front {
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Runs one request and encodes its reply; returns whether to close the connection.
+    async fn execute_into(&self, args: Vec<Bytes>, conn: &mut Conn, output: &mut BytesMut) -> bool {
+        let (reply, close) = self.execute(args, conn).await;
+        resp::encode(&reply, conn.version, output);
+        close
+    }
+
+    /// The longest run (two or more) at the head of `requests` of writes to one shard
+    /// that has a replica here, planned; `None` when the first request is not such a
+    /// write or the run would be a single request.
+    fn write_run(&self, requests: &[Vec<Bytes>]) -> Option<(Arc<Replica>, Vec<WritePlan>)> {
+        let now = now_ms();
+        let mut shard = None;
+        let mut plans = Vec::new();
+        for args in requests.iter().take(WRITE_RUN_MAX) {
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            if CONNECTION_COMMANDS.contains(&name.as_str()) || name == MEMBERS_COMMAND {
+                break;
+            }
+            let Ok(Split::One(s)) = route::split(&self.routing, &name, args) else {
+                break;
+            };
+            if shard.is_some_and(|first| first != s) {
+                break;
+            }
+            let Some(Ok(Plan::Write(cmds, shape))) = data::plan(&name, args, now) else {
+                break;
+            };
+            shard = Some(s);
+            plans.push((cmds, shape));
+        }
+        if plans.len() < 2 {
+            return None;
+        }
+        Some((self.routing.local(shard?)?, plans))
     }
 
     /// Runs one request; returns the reply and whether to close the connection after it.
@@ -600,6 +682,61 @@ enum Forwarded {
 /// then learners, as two arrays); used by the cluster manager, which routes it to
 /// the leader like any request.
 pub const MEMBERS_COMMAND: &str = "hakv.members";
+
+/// A planned write: its commands and how to shape their responses into the reply.
+type WritePlan = (Vec<kv::Command>, fn(Vec<kv::Response>) -> Frame);
+
+/// Requests decoded from a connection's buffer before they are run.
+const PIPELINE_BATCH_MAX: usize = 1024;
+
+/// Writes submitted to a replica together (see [`Front::write_run`]).
+const WRITE_RUN_MAX: usize = 1024;
+
+/// Commands answered by the front itself ([`Front::execute`]), never by a shard.
+const CONNECTION_COMMANDS: [&str; 10] = [
+    "ping", "echo", "quit", "hello", "select", "client", "command", "config", "info", "hakv",
+];
+
+/// Proposes the commands of `plans` to `replica` as one submission and encodes each
+/// plan's reply, in order. Returns how many plans were answered: the rest, from the
+/// first one the replica refused for leadership, were not taken (see
+/// [`Replica::propose_each`]) and are for the caller to run again.
+async fn write_run(
+    replica: &Replica,
+    plans: Vec<WritePlan>,
+    version: Version,
+    output: &mut BytesMut,
+) -> usize {
+    let counts: Vec<usize> = plans.iter().map(|(cmds, _)| cmds.len()).collect();
+    let total = plans.len();
+    let mut shapes = Vec::with_capacity(plans.len());
+    let mut all = Vec::with_capacity(counts.iter().sum());
+    for (cmds, shape) in plans {
+        all.extend(cmds);
+        shapes.push(shape);
+    }
+    let Ok(results) = replica.propose_each(all).await else {
+        return 0; // the replica stopped: nothing was submitted
+    };
+    let mut results = results.into_iter();
+    for (k, (shape, n)) in shapes.into_iter().zip(counts).enumerate() {
+        let outcome: Vec<Result<kv::Response, ClientError>> = results.by_ref().take(n).collect();
+        if outcome.iter().any(|r| {
+            matches!(
+                r,
+                Err(ClientError::NotLeader { .. } | ClientError::Transferring)
+            )
+        }) {
+            return k;
+        }
+        let reply = match outcome.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(responses) => shape(responses),
+            Err(e) => client_error(e),
+        };
+        resp::encode(&reply, version, output);
+    }
+    total
+}
 
 /// Plans and runs a data command against a local replica.
 async fn run(replica: &Replica, name: &str, args: &[Bytes]) -> Result<Frame, ClientError> {
