@@ -12,7 +12,7 @@
 //! led here are proposed together ([`Front::write_run`]), so a pipeline of N writes
 //! costs one batch and one fsync, not N of each. The log applies them in the order
 //! given. A read, a connection command or another shard's write waits for the run
-//! before it. If leadership moved, the leader refuses the whole remainder of the run,
+//! before it. If leadership moved, the replica refuses the whole remainder of the run,
 //! and it is retried one request at a time.
 //!
 //! Limits: bulk length, argument count and inline length come from [`resp::Limits`];
