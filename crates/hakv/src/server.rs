@@ -501,22 +501,6 @@ fn layout(args: &ServerArgs) -> String {
 /// Records the layout a data directory was created with and refuses another: a
 /// different shard count would route keys to shards that do not hold them, and a
 /// different replica count or founding node set would place shards on other nodes.
-/// Writes a marker file whole or not at all, durably, before the log exists: a crash
-/// must not leave an empty or half-written marker, which would refuse to open the
-/// directory at the next start ("created with layout ``").
-fn write_marker(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 fn claim_layout(dir: &std::path::Path, want: &str) -> Result<(), String> {
     let marker = dir.join("LAYOUT");
     match std::fs::read_to_string(&marker) {
@@ -537,7 +521,7 @@ fn claim_layout(dir: &std::path::Path, want: &str) -> Result<(), String> {
                 ));
             }
             std::fs::create_dir_all(dir)
-                .and_then(|()| write_marker(&marker, want.as_bytes()))
+                .and_then(|()| node::host::write_durably(&marker, want.as_bytes()))
                 .map_err(|e| format!("cannot write {}: {e}", marker.display()))
         }
         Err(e) => Err(format!("cannot read {}: {e}", marker.display())),
@@ -569,7 +553,7 @@ fn claim_engine(dir: &std::path::Path, engine: Consensus) -> Result<(), String> 
                 ));
             }
             std::fs::create_dir_all(dir)
-                .and_then(|()| write_marker(&marker, format!("{name}\n").as_bytes()))
+                .and_then(|()| node::host::write_durably(&marker, format!("{name}\n").as_bytes()))
                 .map_err(|e| format!("cannot write {}: {e}", marker.display()))
         }
         Err(e) => Err(format!("cannot read {}: {e}", marker.display())),

@@ -86,12 +86,16 @@ pub struct GroupSpec {
 /// durable (see [`Host::start`]).
 const FOUNDED_MARKER: &str = "FOUNDED";
 
-/// Creates `path` with `contents`, durably (the file and its directory entry).
-fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+/// Writes `path` with `contents` whole or not at all, durably: through `path.tmp`,
+/// fsync, rename, and an fsync of the directory. A crash leaves either no file or the
+/// whole one, never an empty or half-written marker that the next start would misread.
+pub fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::File::create(path)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
     f.write_all(contents)?;
     f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }

@@ -202,11 +202,7 @@ impl Replica {
         let deadline = tokio::time::Instant::now() + self.core.request_timeout;
         let mut out = Vec::with_capacity(waiting.len());
         for rx in waiting {
-            out.push(match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(ClientError::Stopped),
-                Err(_) => Err(ClientError::Timeout),
-            });
+            out.push(answer_by(rx, deadline).await);
         }
         Ok(out)
     }
@@ -252,11 +248,19 @@ impl Replica {
         &self,
         rx: oneshot::Receiver<Result<T, ClientError>>,
     ) -> Result<T, ClientError> {
-        match tokio::time::timeout(self.core.request_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ClientError::Stopped),
-            Err(_) => Err(ClientError::Timeout),
-        }
+        answer_by(rx, tokio::time::Instant::now() + self.core.request_timeout).await
+    }
+}
+
+/// The host's answer on `rx`, or [`ClientError::Timeout`] at `deadline`.
+async fn answer_by<T>(
+    rx: oneshot::Receiver<Result<T, ClientError>>,
+    deadline: tokio::time::Instant,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(ClientError::Stopped),
+        Err(_) => Err(ClientError::Timeout),
     }
 }
 
